@@ -1,0 +1,204 @@
+"""The Python API: `hogar.load(model) -> Model`. The CLI, the server and the web page are thin layers over it."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hogar.engine.engine import Chunk, Completion, Engine
+from hogar.engine.sampling import SamplingParams
+from hogar.errors import ContextOverflowError, HogarError
+from hogar.models.loader import open_model
+from hogar.store import resolve_model
+from hogar.tokenizer import Tokenizer
+from hogar.tokenizer.chat import ChatTemplate, validate_messages
+
+DEFAULT_N_CTX = 4096
+_SAMPLING_KEYS = {f.name for f in fields(SamplingParams)}
+
+
+def physical_cores() -> int:
+    """Physical cores (hyper-threads share a core's units, so more threads than cores only slows matmuls)."""
+    try:
+        cores = set()
+        phys = core = None
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("physical id"):
+                    phys = line.split(":")[1].strip()
+                elif line.startswith("core id"):
+                    core = line.split(":")[1].strip()
+                elif not line.strip() and core is not None:
+                    cores.add((phys, core))
+        if cores:
+            return min(len(cores), os.cpu_count() or len(cores))
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
+def sampling_params(**sampling: Any) -> SamplingParams:
+    unknown = set(sampling) - _SAMPLING_KEYS
+    if unknown:
+        raise TypeError(f"unknown sampling option(s): {', '.join(sorted(unknown))}")
+    if isinstance(sampling.get("stop"), str):
+        sampling["stop"] = (sampling["stop"],)
+    elif sampling.get("stop") is not None:
+        sampling["stop"] = tuple(sampling["stop"])
+    params = SamplingParams(**{k: v for k, v in sampling.items() if v is not None})
+    params.validate()
+    return params
+
+
+@dataclass
+class Perplexity:
+    ppl: float
+    error: float
+    chunks: list[float]  # running estimate after each chunk, as llama-perplexity prints them
+    n_ctx: int
+    n_tokens_scored: int
+
+
+class Model:
+    def __init__(self, path: Path, *, n_ctx: int | None = None, threads: int | None = None, device: str = "cpu",
+                 cache_type: str = "f16") -> None:
+        if threads is None:
+            threads = physical_cores()
+        torch.set_num_threads(max(1, int(threads)))
+        self.path, self.device, self.threads = path, device, threads
+        self.gguf, self.arch, self.args, self.weights = open_model(path, device)
+        meta = self.gguf.metadata
+        self.tokenizer = Tokenizer.from_metadata(meta)
+        self.metadata = meta
+        self.chat_template = ChatTemplate(
+            meta.get("tokenizer.chat_template"),
+            bos_token=self._token_text(self.tokenizer.bos_id),
+            eos_token=self._token_text(self.tokenizer.eos_id),
+        )
+        n_ctx = int(n_ctx) if n_ctx else min(DEFAULT_N_CTX, self.args.n_ctx_train)
+        if n_ctx < 8:
+            raise HogarError(f"context size {n_ctx} is too small; use at least 8")
+        self.n_ctx = n_ctx
+        dtype = {"f16": torch.float16, "f32": torch.float32, "bf16": torch.bfloat16}[cache_type]
+        self.engine = Engine(self.arch, self.args, self.weights, self.tokenizer, n_ctx, device=device, cache_dtype=dtype)
+
+    def _token_text(self, tid: int | None) -> str:
+        if tid is None:
+            return ""
+        return self.tokenizer.token_to_piece(tid, render_special=True).decode("utf-8", errors="replace")
+
+    @property
+    def n_vocab(self) -> int:
+        return self.args.n_vocab
+
+    def tokenize(self, text: str, *, add_bos: bool = True, parse_special: bool = False) -> list[int]:
+        return self.tokenizer.encode(text, add_special=add_bos, parse_special=parse_special)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        """float32 [len(ids), n_vocab]: one forward pass from an empty cache."""
+        if not ids:
+            raise HogarError("logits() needs at least one token")
+        return self.engine.logits_all(list(ids)).cpu().numpy()
+
+    def _prompt_ids(self, prompt: str | Sequence[int]) -> list[int]:
+        if isinstance(prompt, str):
+            return self.tokenize(prompt, add_bos=True, parse_special=False)
+        ids = [int(t) for t in prompt]
+        bad = [t for t in ids if not 0 <= t < self.n_vocab]
+        if bad:
+            raise HogarError(f"token id {bad[0]} is outside the vocabulary (0..{self.n_vocab - 1})")
+        return ids
+
+    def generate(self, prompt: str | Sequence[int], *, stream: bool = False, **sampling: Any
+                 ) -> Completion | Iterator[Chunk]:
+        ids = self._prompt_ids(prompt)
+        if not ids:
+            raise HogarError("the prompt is empty; give some text or token ids")
+        params = sampling_params(**sampling)
+        self.engine.check_fits(len(ids))
+        chunks = self.engine.generate(ids, params)
+        return chunks if stream else _last(chunks)
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, Any]], *, reserve: int = 0) -> tuple[list[int], int]:
+        """Render and tokenize a conversation. When it does not fit the context (less `reserve` tokens for the reply),
+        the oldest turns after the system prompt are dropped; returns (ids, number of messages dropped)."""
+        msgs = validate_messages(messages)
+        dropped = 0
+        while True:
+            text = self.chat_template.render(msgs, add_generation_prompt=True)
+            ids = self.tokenize(text, add_bos=not text.startswith(self._token_text(self.tokenizer.bos_id) or "\0"),
+                                parse_special=True)
+            if len(ids) + reserve < self.n_ctx:
+                return ids, dropped
+            first = 1 if msgs and msgs[0]["role"] == "system" else 0
+            if len(msgs) - first <= 1:
+                raise ContextOverflowError(
+                    f"the last message alone is {len(ids)} tokens and the context holds {self.n_ctx}"
+                    f"{f' with {reserve} kept for the reply' if reserve else ''}; shorten it or raise -c / n_ctx"
+                )
+            del msgs[first]
+            while len(msgs) - first > 1 and msgs[first]["role"] != "user":
+                del msgs[first]
+            dropped += 1
+
+    def chat(self, messages: Sequence[Mapping[str, Any]], *, stream: bool = False, **sampling: Any
+             ) -> Completion | Iterator[Chunk]:
+        params = sampling_params(**sampling)
+        reserve = params.max_tokens if params.max_tokens > 0 else min(256, self.n_ctx // 4)
+        ids, _ = self.chat_prompt(messages, reserve=reserve)
+        chunks = self.engine.generate(ids, params)
+        return chunks if stream else _last(chunks)
+
+    def perplexity(self, text: str, n_ctx: int = 512) -> Perplexity:
+        """llama-perplexity's method: windows of n_ctx tokens (the first set to BOS when the model adds one), scoring
+        the second half of each window."""
+        tokens = self.tokenize(text, add_bos=True)
+        if n_ctx > self.n_ctx:
+            raise ContextOverflowError(f"perplexity window {n_ctx} is larger than the context {self.n_ctx}; raise -c")
+        n_chunks = len(tokens) // n_ctx
+        if n_chunks < 1 or len(tokens) < 2 * n_ctx:
+            raise HogarError(
+                f"the text is {len(tokens)} tokens; perplexity with -c {n_ctx} needs at least {2 * n_ctx}"
+            )
+        first = n_ctx // 2
+        nll = nll2 = 0.0
+        count = 0
+        running: list[float] = []
+        for i in range(n_chunks):
+            window = tokens[i * n_ctx : (i + 1) * n_ctx]
+            if self.tokenizer.add_bos and self.tokenizer.bos_id is not None:
+                window = [self.tokenizer.bos_id] + window[1:]
+            logits = self.engine.logits_all(window, keep_from=first)[:-1]  # predictions for positions first+1..
+            targets = torch.tensor(tokens[i * n_ctx + first + 1 : (i + 1) * n_ctx])
+            logp = torch.log_softmax(logits.double(), dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1)
+            nll += float(-logp.sum())
+            nll2 += float((logp * logp).sum())
+            count += len(targets)
+            running.append(math.exp(nll / count))
+        mean = nll / count
+        var = nll2 / count - mean * mean
+        err = math.sqrt(var / (count - 1)) * math.exp(mean) if var > 0 and count > 1 else 0.0
+        return Perplexity(math.exp(mean), err, running, n_ctx, count)
+
+
+def _last(chunks: Iterator[Chunk]) -> Completion:
+    completion = None
+    for chunk in chunks:
+        completion = chunk.completion or completion
+    assert completion is not None
+    return completion
+
+
+def load(model: str | os.PathLike[str] | None = None, **options: Any) -> Model:
+    """Load a model by path or name (None: the default model). Options: n_ctx, threads, device, cache_type."""
+    return Model(resolve_model(model), **options)

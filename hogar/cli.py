@@ -1,0 +1,249 @@
+"""`hogar` command line: run | chat | info | tokenize | perplexity | list. Thin: parsing and printing only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hogar.errors import HogarError
+
+
+def _sampling_flags(p: argparse.ArgumentParser, *, n_default: int = -1) -> None:
+    g = p.add_argument_group("sampling (llama.cpp's defaults)")
+    g.add_argument("-n", "--n-predict", dest="max_tokens", type=int, default=n_default,
+                   help="tokens to generate (-1: until end of generation or the context is full)")
+    g.add_argument("--temp", dest="temperature", type=float, default=0.8, help="temperature (0: greedy)")
+    g.add_argument("--top-k", type=int, default=40)
+    g.add_argument("--top-p", type=float, default=0.95)
+    g.add_argument("--min-p", type=float, default=0.05)
+    g.add_argument("--typical", dest="typical_p", type=float, default=1.0)
+    g.add_argument("--repeat-penalty", type=float, default=1.0)
+    g.add_argument("--repeat-last-n", type=int, default=64)
+    g.add_argument("--presence-penalty", type=float, default=0.0)
+    g.add_argument("--frequency-penalty", type=float, default=0.0)
+    g.add_argument("--seed", type=int, default=None, help="random seed (same seed and options: same text)")
+    g.add_argument("--ignore-eos", action="store_true", help="keep generating past the end-of-generation token")
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", default=None, help="a .gguf path or a model name (default: SmolLM2-135M)")
+    p.add_argument("-m", "--model", dest="model_opt", default=None, help=argparse.SUPPRESS)
+    p.add_argument("-c", "--ctx-size", dest="n_ctx", type=int, default=None, help="context size (default 4096)")
+    p.add_argument("-t", "--threads", type=int, default=None, help="threads (default: physical cores)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+
+
+def _sampling(a: argparse.Namespace) -> dict[str, Any]:
+    keys = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penalty", "repeat_last_n",
+            "presence_penalty", "frequency_penalty", "seed", "ignore_eos")
+    return {k: getattr(a, k) for k in keys}
+
+
+def _load(a: argparse.Namespace):
+    from hogar.api import load
+
+    return load(a.model_opt or a.model, n_ctx=a.n_ctx, threads=a.threads, device=a.device)
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    prompt = a.prompt if a.prompt is not None else None
+    if a.file:
+        prompt = _read_text_file(a.file)
+    if prompt is None:
+        prompt = _read_stdin() if not sys.stdin.isatty() else None
+    if not prompt:
+        raise HogarError("no prompt: give one with -p PROMPT, -f FILE or on stdin")
+    model = _load(a)
+    if a.json:
+        c = model.generate(prompt, **_sampling(a))
+        print(json.dumps({
+            "prompt_tokens": c.prompt_tokens, "tokens": c.tokens, "completion_tokens": len(c.tokens), "text": c.text,
+            "finish_reason": c.finish_reason, "timings": c.timings.as_dict(),
+        }, ensure_ascii=False))
+        return 0
+    out = sys.stdout
+    if not a.no_echo:
+        out.write(prompt)
+        out.flush()
+    completion = None
+    try:
+        for chunk in model.generate(prompt, stream=True, **_sampling(a)):
+            out.write(chunk.text)
+            out.flush()
+            completion = chunk.completion or completion
+    except KeyboardInterrupt:
+        out.write("\n")
+        return 130
+    out.write("\n")
+    if completion is not None and a.verbose:
+        t = completion.timings
+        print(f"\nprompt: {t.prompt_tokens} tokens, {t.prompt_tps:.1f} tok/s; generation: {t.generated_tokens} tokens, "
+              f"{t.generation_tps:.1f} tok/s", file=sys.stderr)
+    return 0
+
+
+def cmd_chat(a: argparse.Namespace) -> int:
+    from hogar.chat_repl import ChatSession
+
+    model = _load(a)
+    session = ChatSession(model, system=a.system, sampling=_sampling(a), reverse_prompts=a.reverse_prompt or [])
+    first = a.prompt if a.prompt and not a.interactive_first else None
+    return session.run(first_message=first)
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    from hogar.info import model_info
+
+    info = model_info(a.model_opt or a.model, n_ctx=a.n_ctx)
+    if a.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    width = max(len(k) for k in info)
+    for k, v in info.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{kk} {vv}" for kk, vv in v.items())
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def cmd_tokenize(a: argparse.Namespace) -> int:
+    from hogar.gguf import open_gguf
+    from hogar.store import resolve_model
+    from hogar.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_metadata(open_gguf(resolve_model(a.model)).metadata)
+    text = a.text if a.text is not None else _read_stdin()
+    ids = tok.encode(text, add_special=not a.no_bos, parse_special=a.parse_special)
+    if a.ids:
+        print(ids)
+        return 0
+    for i in ids:
+        piece = tok.token_to_piece(i, render_special=True).decode("utf-8", errors="replace")
+        print(f"{i:>7} -> {piece!r}")
+    return 0
+
+
+def cmd_perplexity(a: argparse.Namespace) -> int:
+    text = _read_text_file(a.file)
+    model = _load(argparse.Namespace(**{**vars(a), "n_ctx": max(a.n_ctx or 512, 512) if a.n_ctx else 512}))
+    result = model.perplexity(text, n_ctx=a.n_ctx or 512)
+    if a.json:
+        print(json.dumps({"ppl": result.ppl, "error": result.error, "chunks": result.chunks, "n_ctx": result.n_ctx,
+                          "tokens_scored": result.n_tokens_scored}))
+        return 0
+    print(" ".join(f"[{i + 1}]{p:.4f}," for i, p in enumerate(result.chunks)))
+    print(f"Final estimate: PPL = {result.ppl:.4f} +/- {result.error:.5f}")
+    return 0
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    from hogar.store import list_models, models_dir
+
+    print(f"models folder: {models_dir()}")
+    for name, path in list_models():
+        print(f"{name:<28} {os.path.getsize(path) / 2**20:8.1f} MiB  {path}")
+    return 0
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read()
+    return _decode(data, "stdin")
+
+
+def _decode(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HogarError(f"{what} is not valid UTF-8 (byte {data[e.start]:#04x} at offset {e.start}); "
+                         f"convert it to UTF-8 first") from None
+
+
+def _read_text_file(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return _decode(f.read(), path)
+    except OSError as e:
+        raise HogarError(f"{path}: cannot read ({e.strerror}); check the path") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hogar", description="Run large language models at home, privately.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="one completion of a prompt, streamed")
+    _model_flags(r)
+    r.add_argument("-p", "--prompt", default=None)
+    r.add_argument("-f", "--file", default=None, help="read the prompt from a file")
+    r.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    r.add_argument("--no-echo", action="store_true", help="do not print the prompt before the completion")
+    r.add_argument("-v", "--verbose", action="store_true", help="print timings to stderr")
+    _sampling_flags(r)
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("chat", help="chat in the terminal (reads stdin when it is not a terminal)")
+    _model_flags(c)
+    c.add_argument("-s", "--system", default=None, help="system prompt")
+    c.add_argument("-p", "--prompt", default=None, help="first user message")
+    c.add_argument("--interactive-first", action="store_true", help="wait for input before sending -p")
+    c.add_argument("-r", "--reverse-prompt", action="append", help="stop the reply at this text (repeatable)")
+    _sampling_flags(c)
+    c.set_defaults(func=cmd_chat)
+
+    i = sub.add_parser("info", help="what a model file holds")
+    i.add_argument("model", nargs="?", default=None)
+    i.add_argument("-m", "--model", dest="model_opt", default=None, help=argparse.SUPPRESS)
+    i.add_argument("-c", "--ctx-size", dest="n_ctx", type=int, default=None, help="context for the memory estimate")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+    t = sub.add_parser("tokenize", help="show the tokens of a text")
+    t.add_argument("model")
+    t.add_argument("text", nargs="?", default=None, help="text (default: stdin)")
+    t.add_argument("--ids", action="store_true", help="print only the list of ids")
+    t.add_argument("--no-bos", action="store_true", help="do not add BOS/EOS even where the model asks for them")
+    t.add_argument("--parse-special", action="store_true", help="turn special-token text into special tokens")
+    t.set_defaults(func=cmd_tokenize)
+
+    q = sub.add_parser("perplexity", help="perplexity of a text file, as llama-perplexity computes it")
+    _model_flags(q)
+    q.add_argument("-f", "--file", required=True)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_perplexity)
+
+    lst = sub.add_parser("list", help="models hogar can find")
+    lst.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = a.func
+    try:
+        return func(a)
+    except HogarError as e:
+        print(f"hogar: error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as e:  # parameter validation (sampling options and the like)
+        if os.environ.get("HOGAR_DEBUG"):
+            raise
+        print(f"hogar: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # noqa: BLE001 - a user never sees a traceback; HOGAR_DEBUG=1 shows it
+        if os.environ.get("HOGAR_DEBUG"):
+            raise
+        print(f"hogar: internal error: {type(e).__name__}: {e} (run with HOGAR_DEBUG=1 for details and report it)",
+              file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""llama: LLaMA 1/2/3, Mistral, SmolLM2 and every model GGUF files as `llama` (RMSNorm, NORM rope, SwiGLU, GQA)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from hogar.models import blocks
+from hogar.models.base import Args, common_args, register
+
+
+class Llama:
+    name = "llama"
+    rope_mode = blocks.ROPE_NORM
+
+    def args(self, meta: dict[str, Any], n_vocab: int) -> Args:
+        a = common_args(meta, self.name, n_vocab, self.rope_mode)
+        a.attn_scale = blocks.default_attn_scale(a.head_dim)
+        return a
+
+    def layer_tensors(self, il: int) -> list[str]:
+        return [f"blk.{il}.{t}.weight" for t in
+                ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down")]
+
+    def tensor_names(self, args: Args) -> tuple[list[str], list[str]]:
+        required = ["token_embd.weight", "output_norm.weight"]
+        for il in range(args.n_layer):
+            required += self.layer_tensors(il)
+        return required, ["output.weight"]
+
+    def rope_base(self, args: Args, il: int) -> float:
+        return args.rope_base
+
+    def embed(self, args: Args, w: Callable[[str], Any], tokens: torch.Tensor) -> torch.Tensor:
+        return w("token_embd.weight").rows(tokens)
+
+    def attn(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
+             ctx: blocks.AttnContext) -> torch.Tensor:
+        B, T, _ = x.shape
+        p = f"blk.{il}."
+        q = w(p + "attn_q.weight")(x).view(B, T, args.n_head, args.head_dim)
+        k = w(p + "attn_k.weight")(x).view(B, T, args.n_head_kv, args.head_dim)
+        v = w(p + "attn_v.weight")(x).view(B, T, args.n_head_kv, args.head_dim_v)
+        q, k = self.qk_norm(args, w, il, q, k)
+        q = blocks.apply_rope(q, *rope, args.rope_mode)
+        k = blocks.apply_rope(k, *rope, args.rope_mode)
+        out = ctx.attend(il, q, k, v, args.attn_scale, args.sliding_window if args.is_swa(il) else 0)
+        return w(p + "attn_output.weight")(out)
+
+    def qk_norm(self, args: Args, w: Callable[[str], Any], il: int, q: torch.Tensor, k: torch.Tensor):
+        return q, k
+
+    def ffn(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor) -> torch.Tensor:
+        p = f"blk.{il}."
+        return w(p + "ffn_down.weight")(F.silu(w(p + "ffn_gate.weight")(x)) * w(p + "ffn_up.weight")(x))
+
+    def block(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope, ctx) -> torch.Tensor:
+        p = f"blk.{il}."
+        h = x + self.attn(args, w, il, blocks.rms_norm(x, w(p + "attn_norm.weight"), args.rms_eps), rope, ctx)
+        return h + self.ffn(args, w, il, blocks.rms_norm(h, w(p + "ffn_norm.weight"), args.rms_eps))
+
+    def output(self, args: Args, w: Callable[[str], Any], x: torch.Tensor) -> torch.Tensor:
+        x = blocks.rms_norm(x, w("output_norm.weight"), args.rms_eps)
+        head = w("output.weight") or w("token_embd.weight")
+        return head(x)
+
+    def forward(self, args: Args, w: Callable[[str], Any], tokens: torch.Tensor, ctx: blocks.AttnContext,
+                keep: slice | None = None) -> torch.Tensor:
+        """tokens [B, T] -> logits [B, T', n_vocab] for the positions `keep` selects (all by default)."""
+        x = self.embed(args, w, tokens)
+        ropes: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+        for il in range(args.n_layer):
+            base = self.rope_base(args, il)
+            if base not in ropes:
+                ropes[base] = blocks.rope_cos_sin(args.n_rot, base, ctx.positions, args.rope_scale)
+            x = self.block(args, w, il, x, ropes[base], ctx)
+        if keep is not None:
+            x = x[:, keep]
+        return self.output(args, w, x)
+
+
+LLAMA = register(Llama())

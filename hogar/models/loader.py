@@ -1,0 +1,86 @@
+"""GGUF file -> (architecture, hyperparameters, weights): checks everything a user could get wrong, copies nothing big."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gguf import GGMLQuantizationType as QT
+
+from hogar.errors import ModelFileError, UnsupportedModelError
+from hogar.gguf import GGUFFile, open_gguf, quants
+from hogar.models.base import Architecture, Args, get_architecture
+from hogar.quant.linear import QuantWeight, from_numpy_bytes
+
+
+@dataclass
+class LoadedWeights:
+    tensors: dict[str, Any]  # name -> float32 tensor (vectors) or QuantWeight (matrices)
+
+    def __call__(self, name: str) -> Any:
+        return self.tensors.get(name)
+
+    def nbytes(self) -> int:
+        total = 0
+        for t in self.tensors.values():
+            total += t.nbytes if isinstance(t, QuantWeight) else t.numel() * t.element_size()
+        return total
+
+
+def _vocab_size(meta: dict[str, Any], arch: str, gf: GGUFFile) -> int:
+    tokens = meta.get("tokenizer.ggml.tokens")
+    if tokens is not None:
+        return len(tokens)
+    if f"{arch}.vocab_size" in meta:
+        return int(meta[f"{arch}.vocab_size"])
+    return gf.tensors["token_embd.weight"].shape[0]
+
+
+def load_weights(gf: GGUFFile, arch: Architecture, args: Args, device: str | torch.device = "cpu") -> LoadedWeights:
+    required, optional = arch.tensor_names(args)
+    missing = [n for n in required if n not in gf.tensors]
+    if missing:
+        raise ModelFileError(
+            f"{gf.path}: tensor {missing[0]} is missing ({len(missing)} missing in all); the file is incomplete or "
+            f"not a {args.arch} model"
+        )
+    tensors: dict[str, Any] = {}
+    for name in required + [n for n in optional if n in gf.tensors]:
+        info = gf.tensors[name]
+        if info.type not in quants.SUPPORTED:
+            raise UnsupportedModelError(
+                f"{gf.path}: tensor {name} is {info.type.name}, which hogar cannot run yet; "
+                f"use a file quantized to one of {', '.join(sorted(t.name for t in quants.SUPPORTED))}"
+            )
+        raw = from_numpy_bytes(gf.tensor_bytes(name))
+        if len(info.shape) == 1 or info.type == QT.F32 and len(info.shape) == 1:
+            tensors[name] = quants.dequantize(raw, info.type, info.shape).to(device)
+        elif len(info.shape) == 2:
+            raw = raw if str(device) == "cpu" else raw.to(device)
+            tensors[name] = QuantWeight(raw, info.type, (info.shape[0], info.shape[1]))
+        else:
+            raise UnsupportedModelError(f"{gf.path}: tensor {name} has {len(info.shape)} dimensions; not supported")
+    _check_shapes(gf, args, tensors)
+    return LoadedWeights(tensors)
+
+
+def _check_shapes(gf: GGUFFile, args: Args, tensors: dict[str, Any]) -> None:
+    emb = tensors["token_embd.weight"]
+    if emb.shape != (args.n_vocab, args.n_embd):
+        raise ModelFileError(
+            f"{gf.path}: token_embd is {tuple(emb.shape)} but metadata says vocab {args.n_vocab} x n_embd "
+            f"{args.n_embd}; the file is inconsistent"
+        )
+    q = tensors["blk.0.attn_q.weight"]
+    if q.shape != (args.n_head * args.head_dim, args.n_embd):
+        raise ModelFileError(f"{gf.path}: blk.0.attn_q is {tuple(q.shape)}, which does not match the metadata")
+
+
+def open_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"):
+    gf = open_gguf(path)
+    arch = get_architecture(gf.architecture)
+    args = arch.args(gf.metadata, _vocab_size(gf.metadata, arch.name, gf))
+    weights = load_weights(gf, arch, args, device)
+    return gf, arch, args, weights
