@@ -4,9 +4,12 @@
     .venv/bin/python scripts/record_tokenizer_fixtures.py record     # rewrite tests/fixtures/tokenize_*.json
     .venv/bin/python scripts/record_tokenizer_fixtures.py compare    # hogar vs llama.cpp, live, on every corpus string
     .venv/bin/python scripts/record_tokenizer_fixtures.py check-pre  # every BPE pre-tokenizer on SmolLM2's vocabulary
+    .venv/bin/python scripts/record_tokenizer_fixtures.py check-spm  # Gemma's vocabulary with other SPM flags
     .venv/bin/python scripts/record_tokenizer_fixtures.py unicode-data llama.cpp/src/unicode-data.cpp
 
-`record` needs llama_cpp; `check-pre` also writes throwaway GGUF files (metadata only) into a temporary folder.
+compare, check-pre and check-spm take --fuzz N (and --seed S) to add N random strings to the corpus.
+
+All but `corpus` and `unicode-data` need llama_cpp; the checks write throwaway metadata-only GGUF files to a temp dir.
 `unicode-data` regenerates hogar/tokenizer/unicode_data.py from llama.cpp's own Unicode tables.
 """
 
@@ -28,7 +31,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 FIXTURES = REPO / "tests" / "fixtures"
 os.environ.setdefault("HOGAR_MODELS", str(REPO / ".venv" / "models"))
 
@@ -66,9 +68,13 @@ class LlamaRef:
 
     def detokenize(self, ids: Sequence[int], special: bool) -> bytes:
         arr = (self.lib.llama_token * max(1, len(ids)))(*ids)
-        size = 4 * len(ids) * 32 + 64
+        size = 64 * len(ids) + 64
         buf = ctypes.create_string_buffer(size)
         n = self.lib.llama_detokenize(self.vocab, arr, len(ids), buf, size, False, special)
+        if n < 0:
+            size = -n
+            buf = ctypes.create_string_buffer(size)
+            n = self.lib.llama_detokenize(self.vocab, arr, len(ids), buf, size, False, special)
         assert n >= 0
         return buf.raw[:n]
 
@@ -310,22 +316,57 @@ def _compare(ref: LlamaRef, tok: Any, corpus: Sequence[str], label: str) -> int:
                         f"    llama.cpp {want[:24]}\n    hogar     {got[:24]}"
                     )
         ids = ref.tokenize(text, True, False)
+        dec = tok.stream_decoder(detokenize=True)
+        if "".join([dec.feed(i) for i in ids] + [dec.flush()]) != tok.decode(ids):
+            bad += 1
+            print(f"  [{label}] stream decoder {text[:60]!r}")
         for special in (False, True):
             if ref.detokenize(ids, special).decode("utf-8", "replace") != tok.decode(ids, render_special=special):
                 bad += 1
                 if bad <= 10:
                     print(f"  [{label}] decode special={special} {text[:60]!r}")
-    print(f"{label}: {2 * len(corpus) - 0} encodes, mismatches: {bad}")
+    print(f"{label}: {len(corpus)} strings, 2 encodes and 2 decodes each, mismatches: {bad}")
     return bad
 
 
-def cmd_compare(_: argparse.Namespace) -> None:
-    corpus = _load_corpus()
+def _random_texts(n: int, seed: int) -> list[str]:
+    """Random strings over the whole Unicode range, with special-token texts and whitespace runs mixed in."""
+    import random
+
+    rng = random.Random(seed)
+    specials = "<|im_start|> <|im_end|> <s> </s> <bos> <eos> <end_of_turn> <start_of_turn> <|endoftext|> <table> <mask>"
+    specials = [*specials.split(), "<unused3>", "\n\n", "  ", "\t\t", " <mask> ", " </s>  "]
+    spans = [(0x20, 0x7E)] * 4 + [(0xA0, 0x2FFF)] * 2 + [(0x3000, 0xD7FF), (0xE000, 0xFFFD), (0x10000, 0x10FFFF)]
+
+    def char() -> str:
+        if rng.random() < 0.1:
+            return rng.choice(" \t\n\r\x0b\x0c\x00\x1c\x85\xa0\u3000\u2028")
+        lo, hi = rng.choice(spans)
+        return chr(rng.randint(lo, hi))
+
+    def text() -> str:
+        parts = []
+        for _ in range(rng.randint(0, 12)):
+            parts.append(
+                rng.choice(specials) if rng.random() < 0.15 else "".join(char() for _ in range(rng.randint(1, 8)))
+            )
+        return "".join(parts)
+
+    return [text() for _ in range(n)]
+
+
+def _texts(args: argparse.Namespace) -> list[str]:
+    return _load_corpus() + _random_texts(args.fuzz, args.seed)
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """hogar against llama.cpp on both reference models: encode, decode, every token piece, the EOG set."""
+    texts = _texts(args)
     bad = 0
     for key in MODELS:
         path = _model_path(key)
         ref, tok = LlamaRef(path), _hogar_tokenizer(path)
-        bad += _compare(ref, tok, corpus, key)
+        bad += _compare(ref, tok, texts, key)
         for i in range(ref.n_vocab):
             for special in (False, True):
                 if ref.piece(i, special) != tok.token_to_piece(i, render_special=special):
@@ -337,7 +378,8 @@ def cmd_compare(_: argparse.Namespace) -> None:
     sys.exit(1 if bad else 0)
 
 
-def _write_vocab_gguf(meta: dict[str, Any], pre: str, out: Path) -> None:
+def _write_vocab_gguf(meta: dict[str, Any], out: Path) -> None:
+    """A GGUF holding only metadata: enough for llama.cpp's vocab_only load."""
     import gguf
     import numpy as np
 
@@ -345,8 +387,6 @@ def _write_vocab_gguf(meta: dict[str, Any], pre: str, out: Path) -> None:
     for key, value in meta.items():
         if key in ("general.architecture", "GGUF.version", "GGUF.tensor_count", "GGUF.kv_count"):
             continue
-        if key == "tokenizer.ggml.pre":
-            value = pre
         if isinstance(value, np.ndarray):
             value = value.tolist()
         if isinstance(value, bool):
@@ -357,10 +397,6 @@ def _write_vocab_gguf(meta: dict[str, Any], pre: str, out: Path) -> None:
             w.add_float32(key, value)
         elif isinstance(value, str):
             w.add_string(key, value)
-        elif isinstance(value, list) and value and isinstance(value[0], str):
-            w.add_array(key, value)
-        elif isinstance(value, list) and key == "tokenizer.ggml.token_type":
-            w.add_array(key, [int(v) for v in value])
         elif isinstance(value, list):
             w.add_array(key, value)
     w.write_header_to_file()
@@ -368,22 +404,42 @@ def _write_vocab_gguf(meta: dict[str, Any], pre: str, out: Path) -> None:
     w.close()
 
 
+def _check_variants(variants: dict[str, dict[str, Any]], texts: list[str]) -> None:
+    bad = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, meta in variants.items():
+            path = Path(tmp) / "vocab.gguf"
+            _write_vocab_gguf(meta, path)
+            bad += _compare(LlamaRef(path), _hogar_tokenizer(path), texts, label) > 0
+    print(f"variants with mismatches: {bad} of {len(variants)}")
+    sys.exit(1 if bad else 0)
+
+
 def cmd_check_pre(args: argparse.Namespace) -> None:
-    """Every pre-tokenizer hogar knows, on SmolLM2's vocabulary and merges, against llama.cpp."""
+    """Every pre-tokenizer hogar knows (default: all), on SmolLM2's vocabulary and merges, against llama.cpp."""
     from hogar.gguf import open_gguf
     from hogar.tokenizer.pretokenize import PRE_TYPES
 
-    meta = dict(open_gguf(_model_path("smollm2")).metadata)
-    corpus = _load_corpus()
+    meta = {k: v for k, v in open_gguf(_model_path("smollm2")).metadata.items() if k.startswith("tokenizer.ggml")}
     names = args.pre or sorted(PRE_TYPES)
-    bad = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for pre in names:
-            path = Path(tmp) / f"{pre}.gguf"
-            _write_vocab_gguf(meta, pre, path)
-            bad += _compare(LlamaRef(path), _hogar_tokenizer(path), corpus, f"pre={pre}") > 0
-    print(f"pre-tokenizers with mismatches: {bad}")
-    sys.exit(1 if bad else 0)
+    _check_variants({f"pre={p}": {**meta, "tokenizer.ggml.pre": p} for p in names}, _texts(args))
+
+
+def cmd_check_spm(args: argparse.Namespace) -> None:
+    """Gemma's SPM vocabulary with the flags and attributes other SPM models use: space prefix (with its strip on
+    decode), EOS appended, no BOS, phi-3's rstrip on special tokens, jina's lstrip on <mask>."""
+    from hogar.gguf import open_gguf
+
+    meta = {k: v for k, v in open_gguf(_model_path("gemma3")).metadata.items() if k.startswith("tokenizer.ggml")}
+    prefix = {**meta, "tokenizer.ggml.add_space_prefix": True}
+    tokens = ["<|endoftext|>" if t == "<unused1>" else t for t in meta["tokenizer.ggml.tokens"]]  # phi-3 needs it
+    variants = {
+        "space-prefix": prefix,
+        "eos-no-bos": {**prefix, "tokenizer.ggml.add_eos_token": True, "tokenizer.ggml.add_bos_token": False},
+        "phi-3-rstrip": {**prefix, "general.name": "Phi-3 mini", "tokenizer.ggml.tokens": tokens},
+        "jina-lstrip": {**meta, "tokenizer.ggml.pre": "jina-v2-de"},
+    }
+    _check_variants(variants, _texts(args))
 
 
 def cmd_unicode_data(args: argparse.Namespace) -> None:
@@ -424,10 +480,13 @@ def main() -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("corpus").set_defaults(fn=cmd_corpus)
     sub.add_parser("record").set_defaults(fn=cmd_record)
-    sub.add_parser("compare").set_defaults(fn=cmd_compare)
-    p = sub.add_parser("check-pre")
-    p.add_argument("pre", nargs="*")
-    p.set_defaults(fn=cmd_check_pre)
+    for name, fn in (("compare", cmd_compare), ("check-pre", cmd_check_pre), ("check-spm", cmd_check_spm)):
+        p = sub.add_parser(name)
+        p.add_argument("--fuzz", type=int, default=0, help="also this many random strings")
+        p.add_argument("--seed", type=int, default=0)
+        if name == "check-pre":
+            p.add_argument("pre", nargs="*")
+        p.set_defaults(fn=fn)
     p = sub.add_parser("unicode-data")
     p.add_argument("cpp")
     p.set_defaults(fn=cmd_unicode_data)

@@ -197,9 +197,12 @@ def test_stream_decoder_detokenize_rules(smollm2_meta: dict[str, Any]) -> None:
         "x'",
     ]
     pool = sorted({i for w in words for i in tok.encode(w, add_special=False)})
-    for _ in range(300):
+    for _ in range(400):
         ids = [rng.choice(pool) for _ in range(rng.randint(1, 30))]
-        assert "".join(_stream(tok, ids, detokenize=True)) == tok.decode(ids), ids
+        parts = _stream(tok, ids, detokenize=True)
+        assert "".join(parts) == tok.decode(ids), ids
+    cjk = tok.encode("\u4e2d\u6587" * 20, add_special=False)
+    assert sum(1 for p in _stream(tok, cjk, detokenize=True)[:-1] if p) >= 10  # no hold-up without spaces
 
 
 def _clean_spaces_reference(text: bytes) -> bytes:
@@ -264,3 +267,54 @@ def test_encoding_speed(smollm2: Tokenizer, gemma3: Tokenizer) -> None:
         t0 = time.perf_counter()
         ids = tok.encode(text[:40_000])
         assert time.perf_counter() - t0 < 2.0 and len(ids) > 5_000
+
+
+def _lcg_lengths(n: int, seed: int, mod: int) -> list[int]:
+    s, out = (seed + n) & 0xFFFFFFFF, []
+    for _ in range(n):
+        s = (s * 1103515245 + 12345) & 0xFFFFFFFF
+        out.append(1 + (s >> 16) % mod)
+    return out
+
+
+def _fnv(ids: list[int]) -> int:
+    h = 1469598103934665603
+    for i in ids:
+        h = ((h ^ i) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def test_std_sort_matches_libstdcxx() -> None:
+    """llama.cpp sorts special tokens with an unstable std::sort; the order of equal lengths must be libstdc++'s.
+    Expected values printed by the same program compiled with g++ (std::sort and std::partial_sort)."""
+    from hogar.tokenizer.stdsort import _heap_sort, std_sort
+
+    expected = {5: 16978467129852611593, 17: 12405786039339036965, 40: 4752687480286708563,
+                300: 11912535535818496941, 3000: 1396794174833735335}  # fmt: skip
+    for n, want in expected.items():
+        lengths, ids = _lcg_lengths(n, 12345, 7), list(range(n))
+        std_sort(ids, lambda a, b, lengths=lengths: lengths[a] > lengths[b])
+        assert _fnv(ids) == want, n
+        assert all(lengths[x] >= lengths[y] for x, y in zip(ids, ids[1:], strict=False))
+    heap_expected = {2: 11125488673309971922, 3: 10948618271141811064, 10: 503039411058518698,
+                     33: 16392282320698645279, 500: 8067867545362049129}  # fmt: skip
+    for n, want in heap_expected.items():
+        lengths, ids = _lcg_lengths(n, 777, 5), list(range(n))
+        _heap_sort(ids, 0, n, lambda a, b, lengths=lengths: lengths[a] > lengths[b])
+        assert _fnv(ids) == want, n
+
+
+def test_every_pre_tokenizer_splits() -> None:
+    """Each llama.cpp pre-tokenizer compiles and splits without losing text (exactness is checked against llama.cpp
+    by `scripts/record_tokenizer_fixtures.py check-pre`)."""
+    from hogar.tokenizer.pretokenize import PRE_TYPES, REGEXES, UNICODE_TO_BYTE, PreTokenizer
+
+    assert {p.kind for p in PRE_TYPES.values()} <= set(REGEXES)
+    sample = "\n".join(CORPUS[:120] + [s for s in CORPUS if not s.isascii()][:60])
+    for kind in sorted({p.kind for p in PRE_TYPES.values()}):
+        pre = PreTokenizer(kind)
+        words = pre.split(sample)
+        joined = "".join(words)
+        if pre.byte_encode:
+            joined = bytes(UNICODE_TO_BYTE[c] for c in joined).decode("utf-8")
+        assert joined == sample, kind

@@ -1,0 +1,171 @@
+"""The fast quantized matmul (hogar.quant.kernels, on the GGUF blocks) against the reference path (dequantize, then
+an f32 matmul), for every type hogar loads, on random blocks and on the real tensors of the two reference models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from gguf import GGML_QUANT_SIZES
+from gguf import GGMLQuantizationType as T
+
+from hogar.gguf import quants
+from hogar.quant import kernels, linear
+from hogar.quant.linear import QuantWeight
+
+QUANT_TYPES = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]
+# byte offsets of the f16 scale fields in each block (the rest of a random block is any bytes at all)
+F16_FIELDS = {T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0], T.Q2_K: [80, 82],
+              T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208]}
+BATCHES = [1, 7, 64]
+
+pytestmark = pytest.mark.skipif(kernels.load() is None, reason="quantized-matmul kernel could not be built")
+
+
+def random_weight(qtype: T, n_out: int, n_in: int, seed: int = 0) -> QuantWeight:
+    block, size = GGML_QUANT_SIZES[qtype]
+    rng = np.random.default_rng(seed)
+    nb = n_out * n_in // block
+    b = rng.integers(0, 256, size=(nb, size), dtype=np.uint8)
+    for off in F16_FIELDS[qtype]:
+        b[:, off : off + 2] = rng.uniform(0.001, 0.02, size=nb).astype(np.float16).view(np.uint8).reshape(nb, 2)
+    return QuantWeight(torch.from_numpy(b.reshape(-1)), qtype, (n_out, n_in))
+
+
+def reference(w: QuantWeight, x: torch.Tensor) -> torch.Tensor:
+    return F.linear(x.double(), w.dequantize().double()).float()
+
+
+def fast(w: QuantWeight, x: torch.Tensor) -> torch.Tensor:
+    old = linear.set_reference(False)
+    try:
+        return w(x)
+    finally:
+        linear.set_reference(old)
+
+
+def rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((y.double() - ref.double()).norm() / ref.double().norm()).item()
+
+
+def quantized_activations(x: torch.Tensor, qtype: T) -> torch.Tensor:
+    """x as llama.cpp rounds it before an integer dot product: Q8_0 blocks (f16 scale) or Q8_K super-blocks."""
+    if qtype.name.endswith("_K"):
+        xb = x.reshape(x.shape[0], -1, 256)
+        mx = torch.gather(xb, -1, xb.abs().argmax(-1, keepdim=True))
+        iscale = -127.0 / mx
+        q = torch.round(iscale * xb).clamp(max=127)
+        return (q.double() * (1 / iscale).double()).reshape(x.shape)
+    xb = x.reshape(x.shape[0], -1, 32)
+    amax = xb.abs().amax(-1, keepdim=True)
+    d = (amax / 127).half().double()
+    q = torch.round(xb * torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax)))
+    return (q.double() * d).reshape(x.shape)
+
+
+@pytest.mark.parametrize("qtype", QUANT_TYPES, ids=lambda t: t.name)
+@pytest.mark.parametrize("n_in", [512, 768])
+def test_random_blocks_match_reference(qtype: T, n_in: int) -> None:
+    if n_in % GGML_QUANT_SIZES[qtype][0]:
+        pytest.skip("row not a whole number of blocks")
+    w = random_weight(qtype, 96, n_in)
+    torch.manual_seed(0)
+    for B in BATCHES:
+        x = torch.randn(B, n_in)
+        y, ref = fast(w, x), reference(w, x)
+        assert y.shape == ref.shape and y.dtype == torch.float32
+        assert rel_err(y, ref) < 1.5e-2, (qtype.name, B)  # only the 8-bit rounding of the activations
+        # and exactly (up to f32 sums) what an integer dot product with llama.cpp's activation blocks gives;
+        # Q4_1/Q5_1 also round the block sums to f16 (Q8_1), hence the looser bound
+        exact = F.linear(quantized_activations(x, qtype), w.dequantize().double())
+        assert rel_err(y, exact) < (1e-4 if qtype in (T.Q4_1, T.Q5_1) else 2e-5), (qtype.name, B)
+
+
+@pytest.mark.parametrize("n_in", [32, 576, 640, 96 * 32 + 32])
+@pytest.mark.parametrize("qtype", [T.Q4_1, T.Q8_0, T.Q5_0], ids=lambda t: t.name)
+def test_row_lengths_with_partial_group_tiles(qtype: T, n_in: int) -> None:
+    w = random_weight(qtype, 33, n_in, seed=n_in)
+    x = torch.randn(5, n_in)
+    assert rel_err(fast(w, x), reference(w, x)) < 1.5e-2
+
+
+def test_shapes_strides_and_zeros() -> None:
+    w = random_weight(T.Q4_K, 40, 512)
+    x = torch.randn(2, 3, 512)
+    y = fast(w, x)
+    assert y.shape == (2, 3, 40)
+    assert rel_err(y, reference(w, x.reshape(6, 512)).reshape(2, 3, 40)) < 1.5e-2
+    xt = torch.randn(512, 4).t()  # not contiguous
+    assert rel_err(fast(w, xt), reference(w, xt.contiguous())) < 1.5e-2
+    assert fast(w, torch.zeros(3, 512)).abs().max().item() == 0.0
+    assert fast(w, torch.zeros(0, 512)).shape == (0, 40)
+
+
+def test_reference_switch_and_float_types() -> None:
+    w = random_weight(T.Q8_0, 24, 256)
+    x = torch.randn(3, 256)
+    old = linear.set_reference(True)
+    try:
+        assert linear.reference()
+        torch.testing.assert_close(w(x), F.linear(x, w.dequantize()), rtol=0, atol=0)
+    finally:
+        linear.set_reference(old)
+    for qt, dt in [(T.F32, torch.float32), (T.F16, torch.float16), (T.BF16, torch.bfloat16)]:
+        m = torch.randn(24, 256).to(dt)
+        fw = QuantWeight(m.contiguous().view(torch.uint8).reshape(-1), qt, (24, 256))
+        torch.testing.assert_close(fast(fw, x), F.linear(x, m.float()))
+
+
+def _real_weights(path, limit_rows: int = 4096):
+    """One QuantWeight per distinct (type, shape) in the file; huge matrices cut to their first rows."""
+    from hogar.gguf import open_gguf
+    from hogar.quant.linear import from_numpy_bytes
+
+    gf = open_gguf(path)
+    seen: dict = {}
+    for name, info in gf.tensors.items():
+        if len(info.shape) == 2 and info.type in QUANT_TYPES:
+            seen.setdefault((info.type, info.shape[0], info.shape[1]), name)
+    out = []
+    for (qt, n_out, n_in), name in seen.items():
+        raw = from_numpy_bytes(gf.tensor_bytes(name))
+        rows = min(n_out, limit_rows)
+        raw = raw[: raw.numel() // n_out * rows]
+        out.append((name, QuantWeight(raw, qt, (rows, n_in))))
+    return out
+
+
+@pytest.mark.parametrize("model", ["smollm2_path", "gemma3_path"])
+def test_real_tensors_match_reference(model: str, request: pytest.FixtureRequest) -> None:
+    weights = _real_weights(request.getfixturevalue(model))
+    assert weights
+    torch.manual_seed(0)
+    for name, w in weights:
+        for B in BATCHES:
+            x = torch.randn(B, w.shape[1])
+            err = rel_err(fast(w, x), reference(w, x))
+            assert err < 2e-2, (name, w.qtype.name, B, err)
+
+
+def test_model_logits_close_to_reference(smollm2_path) -> None:
+    from hogar.engine.cache import KVCache
+    from hogar.models.blocks import AttnContext
+    from hogar.models.loader import open_model
+
+    _, arch, args, w = open_model(smollm2_path)
+    tokens = torch.tensor([[1, 504, 3458, 282, 4649, 314, 253, 1345]])
+
+    def run(ref: bool) -> torch.Tensor:
+        old = linear.set_reference(ref)
+        try:
+            cache = KVCache(args.n_layer, 1, 16, args.n_head_kv, args.head_dim, args.head_dim_v)
+            ctx = AttnContext(torch.arange(tokens.shape[1])[None], torch.tensor([0]), cache)
+            with torch.inference_mode():
+                return arch.forward(args, w, tokens, ctx, keep=slice(None)).float()[0]
+        finally:
+            linear.set_reference(old)
+
+    a, b = run(False), run(True)
+    assert (a.argmax(-1) == b.argmax(-1)).float().mean().item() >= 0.85
+    assert ((a - b).norm(dim=-1) / b.norm(dim=-1)).max().item() < 0.05
