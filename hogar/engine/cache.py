@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+_NUMPY = {torch.float16: np.float16, torch.float32: np.float32}
+
+
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: str | torch.device) -> torch.Tensor:
+    """Zeros whose memory is taken only as it is written: numpy's calloc maps zero pages lazily, while torch.zeros
+    writes every page, so a 4096-token cache would cost its full size in RSS from the start."""
+    if torch.device(device).type == "cpu" and dtype in _NUMPY:
+        return torch.from_numpy(np.zeros(shape, dtype=_NUMPY[dtype]))
+    return torch.zeros(shape, dtype=dtype, device=device)
 
 
 class KVCache:
     def __init__(self, n_layer: int, n_slots: int, n_ctx: int, n_head_kv: int, head_dim: int, head_dim_v: int,
                  dtype: torch.dtype = torch.float16, device: str | torch.device = "cpu") -> None:
         self.n_ctx, self.n_slots, self.dtype = n_ctx, n_slots, dtype
-        # torch.zeros maps untouched pages lazily, so a large n_ctx costs memory only as it fills
-        self.k = [torch.zeros(n_slots, n_ctx, n_head_kv, head_dim, dtype=dtype, device=device) for _ in range(n_layer)]
-        self.v = [torch.zeros(n_slots, n_ctx, n_head_kv, head_dim_v, dtype=dtype, device=device) for _ in range(n_layer)]
+        self.k = [_zeros((n_slots, n_ctx, n_head_kv, head_dim), dtype, device) for _ in range(n_layer)]
+        self.v = [_zeros((n_slots, n_ctx, n_head_kv, head_dim_v), dtype, device) for _ in range(n_layer)]
 
     def update(self, il: int, rows: torch.Tensor, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                key_start: int, key_end: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,14 @@
-"""Quantized weights kept in their GGUF encoding; matmuls run on them without a float copy of the model."""
+"""Quantized weights kept in their GGUF encoding; matmuls run on them without a float copy of the model.
+
+Fast path (CPU, float32 input, every quantized type): hogar.quant.kernels multiplies straight on the GGUF blocks,
+quantizing the activations to 8 bits first as llama.cpp does (Q8_0/Q8_1/Q8_K), with integer dot products.
+Reference path (float weights, CUDA tensors, no C compiler, or switched on by `set_reference(True)` or the
+environment variable HOGAR_REFERENCE=1): dequantize the whole matrix (bit-exact vs gguf) then an f32 matmul.
+"""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import torch
@@ -8,6 +16,21 @@ import torch.nn.functional as F
 from gguf import GGMLQuantizationType as QT
 
 from hogar.gguf import quants
+from hogar.quant import kernels
+
+_FAST_TYPES = frozenset({QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0, QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K})
+_reference = os.environ.get("HOGAR_REFERENCE", "") not in ("", "0")
+
+
+def set_reference(on: bool) -> bool:
+    """Force (True) or release (False) the dequantize-then-matmul reference path; returns the previous setting."""
+    global _reference
+    old, _reference = _reference, bool(on)
+    return old
+
+
+def reference() -> bool:
+    return _reference
 
 
 class QuantWeight:
@@ -28,6 +51,21 @@ class QuantWeight:
         return quants.dequantize_rows(self.raw, self.qtype, ids.reshape(-1), self.shape[1]).reshape(*ids.shape, -1)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            not _reference
+            and self.qtype in _FAST_TYPES
+            and x.device.type == "cpu"
+            and self.raw.device.type == "cpu"
+            and x.dtype == torch.float32
+            and self.raw.is_contiguous()
+            and kernels.supported(self.qtype)
+        ):
+            n_out, n_in = self.shape
+            x2 = x.reshape(-1, n_in).contiguous()
+            if x2.shape[0] > 0:
+                out = kernels.matmul(self.raw, self.qtype, self.shape, x2)
+                if out is not None:
+                    return out.view(*x.shape[:-1], n_out)
         return F.linear(x, self.dequantize(x.dtype))
 
 

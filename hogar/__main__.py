@@ -1,0 +1,5 @@
+import sys
+
+from hogar.cli import main
+
+sys.exit(main())

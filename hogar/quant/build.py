@@ -1,0 +1,92 @@
+"""Builds the quantized-matmul kernel (csrc/qmatmul.c) into a shared library, once, in a cache folder.
+
+`python -m hogar.quant.build` (run by `make setup`) builds it ahead of time; otherwise the first quantized matmul
+builds it (a few seconds).  The library is compiled with -march=native for the machine that runs it, so its file
+name carries a hash of the source, the compiler command and the CPU's feature flags: a changed source, compiler or
+CPU gets a fresh build, never a stale one.  Where: $HOGAR_KERNEL_DIR, else <venv>/share/hogar/kernels inside a
+virtual environment, else ~/.cache/hogar/kernels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parent / "csrc" / "qmatmul.c"
+_FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fopenmp"]
+_NATIVE = ["-march=native"]
+
+
+def cache_dir() -> Path:
+    if os.environ.get("HOGAR_KERNEL_DIR"):
+        return Path(os.environ["HOGAR_KERNEL_DIR"])
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix) / "share" / "hogar" / "kernels"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hogar" / "kernels"
+
+
+def compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    import platform
+
+    return platform.machine() + platform.processor()
+
+
+def library_path(cc: str) -> Path:
+    h = hashlib.sha256()
+    h.update(SOURCE.read_bytes())
+    h.update(" ".join([cc, *_FLAGS, *_NATIVE]).encode())
+    h.update(_cpu_flags().encode())
+    return cache_dir() / f"qmatmul-{h.hexdigest()[:16]}.so"
+
+
+def build(verbose: bool = False) -> Path:
+    """Compile the kernel if it is not in the cache yet; return the library's path. Raises RuntimeError on failure."""
+    cc = compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (set CC, or install gcc)")
+    out = library_path(cc)
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for extra in (_NATIVE, []):  # -march=native first; a compiler that refuses it gets a portable build
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+        cmd = [cc, *_FLAGS, *extra, str(SOURCE), "-o", tmp, "-lm"]
+        if verbose:
+            print(" ".join(cmd), file=sys.stderr)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode == 0:
+            os.replace(tmp, out)  # atomic: concurrent builders never see a half-written library
+            return out
+        os.unlink(tmp)
+        errors.append(proc.stderr.strip())
+    raise RuntimeError("compiling the quantized-matmul kernel failed:\n" + "\n".join(errors))
+
+
+def main() -> None:
+    path = build(verbose=True)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,453 @@
+/* Matrix products straight on GGUF quantized blocks (the llama.cpp way), for hogar.quant.linear.
+ *
+ * y[b, o] = sum_k W[o, k] x[b, k] with W in a GGUF block encoding (read in place, e.g. from the mmap) and x float32.
+ *
+ * Activations are quantized first, as llama.cpp does: to Q8_0 blocks (32 values, f16 scale) for Q4_0/Q5_0/Q8_0
+ * weights, to Q8_1 (also the f16 sum d * sum(q)) for Q4_1/Q5_1, and to Q8_K (256 values, f32 scale, 16-value sums)
+ * for the K-quants.  Then every weight row is unpacked, in a thread-local buffer that stays in L1, into one common
+ * form: unsigned 8-bit values u in groups of G (32, or 16 for Q2_K/Q3_K/Q6_K) with a float scale sw and a float
+ * offset mw per group (the weight is sw * u + mw; the signed types use u = q + offset, mw = -offset * sw).  The
+ * product of one group with activation group (int8 a, scale sa, sa * sum(a) = S) is then
+ *     sw * sa * (u . a) + mw * S
+ * with u . a an exact integer (AVX-512 VNNI vpdpbusd: unsigned x signed bytes).
+ *
+ * Plain C with OpenMP; AVX-512 (F/BW/VL/VNNI) intrinsics when compiled for a CPU that has them (-march=native),
+ * portable scalar code otherwise.  Called through ctypes (see hogar/quant/kernels.py).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#define HQ_AVX512 1
+#endif
+#if defined(HQ_AVX512) || defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+enum { T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12,
+       T_Q5_K = 13, T_Q6_K = 14 };
+
+/* ---- f16 <-> f32 ------------------------------------------------------------------------------------------- */
+
+static inline float bits_f32(uint32_t w) { float f; memcpy(&f, &w, 4); return f; }
+static inline uint32_t f32_bits(float f) { uint32_t w; memcpy(&w, &f, 4); return w; }
+
+static inline float h2f_bits(uint16_t h) {
+#ifdef __F16C__
+    return _cvtsh_ss(h);
+#else
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0) {
+        if (man == 0) return bits_f32(sign);
+        exp = 113;
+        while (!(man & 0x400)) { man <<= 1; exp--; }
+        return bits_f32(sign | (exp << 23) | ((man & 0x3ff) << 13));
+    }
+    if (exp == 31) return bits_f32(sign | 0x7f800000 | (man << 13));
+    return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
+#endif
+}
+
+static inline float h2f(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return h2f_bits(h); }
+
+static inline float round_f16(float f) { /* f32 -> nearest f16 (ties to even) -> f32 */
+#ifdef __F16C__
+    return _cvtsh_ss(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
+#else
+    float base = (fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
+    uint32_t w = f32_bits(f), shl1 = w + w, sign = w & 0x80000000u, bias = shl1 & 0xFF000000u;
+    if (bias < 0x71000000u) bias = 0x71000000u;
+    base = bits_f32((bias >> 1) + 0x07800000u) + base;
+    uint32_t bits = f32_bits(base);
+    uint16_t h = (uint16_t)((sign >> 16) | (shl1 > 0xFF000000u ? 0x7E00 : ((bits >> 13) & 0x7C00) + (bits & 0x0FFF)));
+    return h2f_bits(h);
+#endif
+}
+
+static inline int nearest_int(float f) { /* ggml's: round half to even, |f| < 2^22 */
+    float v = f + 12582912.f;
+    int32_t i; memcpy(&i, &v, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* ---- type table -------------------------------------------------------------------------------------------- */
+
+typedef struct { int block, size, group, amode; } qinfo;
+/* amode: 0 = Q8_0 activations, 1 = Q8_1, 2 = Q8_K */
+
+static int type_info(int t, qinfo *qi) {
+    switch (t) {
+    case T_Q4_0: *qi = (qinfo){32, 18, 32, 0}; return 1;
+    case T_Q4_1: *qi = (qinfo){32, 20, 32, 1}; return 1;
+    case T_Q5_0: *qi = (qinfo){32, 22, 32, 0}; return 1;
+    case T_Q5_1: *qi = (qinfo){32, 24, 32, 1}; return 1;
+    case T_Q8_0: *qi = (qinfo){32, 34, 32, 0}; return 1;
+    case T_Q2_K: *qi = (qinfo){256, 84, 16, 2}; return 1;
+    case T_Q3_K: *qi = (qinfo){256, 110, 16, 2}; return 1;
+    case T_Q4_K: *qi = (qinfo){256, 144, 32, 2}; return 1;
+    case T_Q5_K: *qi = (qinfo){256, 176, 32, 2}; return 1;
+    case T_Q6_K: *qi = (qinfo){256, 210, 16, 2}; return 1;
+    default: return 0;
+    }
+}
+
+/* ---- activation quantization ------------------------------------------------------------------------------ */
+/* One row of n floats -> q[n] int8, and per group of G: sa (scale) and S (scale * sum of the group's q). */
+
+static void quant_row_q8(const float *x, int64_t n, int amode, int8_t *q, float *sa, float *S) {
+    for (int64_t i = 0; i < n / 32; i++) {
+        const float *xb = x + 32 * i;
+        int8_t *qb = q + 32 * i;
+        float amax;
+        int isum;
+#ifdef HQ_AVX512
+        __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+        amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float id = amax != 0.f ? 127.f / amax : 0.f;
+        const __m512 vid = _mm512_set1_ps(id);
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m512i i1 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm_storeu_si128((__m128i *)qb, _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(qb + 16), _mm512_cvtepi32_epi8(i1));
+        isum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+#else
+        amax = 0.f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        const float id = amax != 0.f ? 127.f / amax : 0.f;
+        isum = 0;
+        for (int j = 0; j < 32; j++) { int v = (int)rintf(xb[j] * id); qb[j] = (int8_t)v; isum += v; }
+#endif
+        const float d = amax / 127.f, dr = round_f16(d);
+        sa[i] = dr;
+        S[i] = amode == 0 ? dr * (float)isum : round_f16(d * (float)isum);
+    }
+}
+
+static void quant_row_q8k(const float *x, int64_t n, int G, int8_t *q, float *sa, float *S) {
+    const int gpb = 256 / G;
+    for (int64_t i = 0; i < n / 256; i++) {
+        const float *xb = x + 256 * i;
+        int8_t *qb = q + 256 * i;
+        float max = 0.f, amax = 0.f;
+        for (int j = 0; j < 256; j++) {
+            float ax = fabsf(xb[j]);
+            if (ax > amax) { amax = ax; max = xb[j]; }
+        }
+        if (amax == 0.f) {
+            memset(qb, 0, 256);
+            for (int g = 0; g < gpb; g++) { sa[i * gpb + g] = 0.f; S[i * gpb + g] = 0.f; }
+            continue;
+        }
+        const float iscale = -127.f / max, d = 1.f / iscale;
+        for (int j = 0; j < 256; j++) {
+            int v = nearest_int(iscale * xb[j]);
+            qb[j] = (int8_t)(v < 127 ? v : 127);
+        }
+        for (int g = 0; g < gpb; g++) {
+            int s = 0;
+            for (int j = 0; j < G; j++) s += qb[g * G + j];
+            sa[i * gpb + g] = d;
+            S[i * gpb + g] = d * (float)s;
+        }
+    }
+}
+
+/* ---- weight row unpacking: row of nb blocks -> u[nb * block], sw[ngroups], mw[ngroups] -------------------- */
+
+static inline void nibbles16(const uint8_t *qs, uint8_t *lo, uint8_t *hi) {
+#ifdef HQ_AVX512
+    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
+    _mm_storeu_si128((__m128i *)lo, _mm_and_si128(v, m));
+    _mm_storeu_si128((__m128i *)hi, _mm_and_si128(_mm_srli_epi16(v, 4), m));
+#else
+    for (int j = 0; j < 16; j++) { lo[j] = qs[j] & 15; hi[j] = qs[j] >> 4; }
+#endif
+}
+
+static inline void nibbles32(const uint8_t *qs, uint8_t *lo, uint8_t *hi) {
+#ifdef HQ_AVX512
+    __m256i v = _mm256_loadu_si256((const __m256i *)qs), m = _mm256_set1_epi8(0x0F);
+    _mm256_storeu_si256((__m256i *)lo, _mm256_and_si256(v, m));
+    _mm256_storeu_si256((__m256i *)hi, _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
+#else
+    for (int j = 0; j < 32; j++) { lo[j] = qs[j] & 15; hi[j] = qs[j] >> 4; }
+#endif
+}
+
+/* add 16 to byte e of u[0..32) where bit e of the 32-bit mask is set */
+static inline void fifth_bits32(uint8_t *u, uint32_t qh) {
+#ifdef HQ_AVX512
+    __m256i v = _mm256_loadu_si256((const __m256i *)u);
+    _mm256_storeu_si256((__m256i *)u, _mm256_mask_add_epi8(v, (__mmask32)qh, v, _mm256_set1_epi8(16)));
+#else
+    for (int j = 0; j < 32; j++) u[j] |= ((qh >> j) & 1) << 4;
+#endif
+}
+
+static void unpack_row(int t, const uint8_t *r, int64_t nb, uint8_t *u, float *sw, float *mw) {
+    switch (t) {
+    case T_Q4_0:
+        for (int64_t i = 0; i < nb; i++, r += 18, u += 32) {
+            const float d = h2f(r);
+            sw[i] = d; mw[i] = -8.f * d;
+            nibbles16(r + 2, u, u + 16);
+        }
+        break;
+    case T_Q4_1:
+        for (int64_t i = 0; i < nb; i++, r += 20, u += 32) {
+            sw[i] = h2f(r); mw[i] = h2f(r + 2);
+            nibbles16(r + 4, u, u + 16);
+        }
+        break;
+    case T_Q5_0:
+        for (int64_t i = 0; i < nb; i++, r += 22, u += 32) {
+            const float d = h2f(r);
+            uint32_t qh; memcpy(&qh, r + 2, 4);
+            sw[i] = d; mw[i] = -16.f * d;
+            nibbles16(r + 6, u, u + 16);
+            fifth_bits32(u, qh);
+        }
+        break;
+    case T_Q5_1:
+        for (int64_t i = 0; i < nb; i++, r += 24, u += 32) {
+            uint32_t qh; memcpy(&qh, r + 4, 4);
+            sw[i] = h2f(r); mw[i] = h2f(r + 2);
+            nibbles16(r + 8, u, u + 16);
+            fifth_bits32(u, qh);
+        }
+        break;
+    case T_Q8_0:
+        for (int64_t i = 0; i < nb; i++, r += 34, u += 32) {
+            const float d = h2f(r);
+            sw[i] = d; mw[i] = -128.f * d;
+#ifdef HQ_AVX512
+            __m256i v = _mm256_loadu_si256((const __m256i *)(r + 2));
+            _mm256_storeu_si256((__m256i *)u, _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)));
+#else
+            for (int j = 0; j < 32; j++) u[j] = r[2 + j] ^ 0x80;
+#endif
+        }
+        break;
+    case T_Q4_K:
+    case T_Q5_K: {
+        const int five = t == T_Q5_K, bs = five ? 176 : 144;
+        for (int64_t i = 0; i < nb; i++, r += bs, u += 256, sw += 8, mw += 8) {
+            const float d = h2f(r), dmin = h2f(r + 2);
+            const uint8_t *sc = r + 4, *qh = r + 16, *qs = r + (five ? 48 : 16);
+            for (int j = 0; j < 8; j++) {
+                int s, m;
+                if (j < 4) { s = sc[j] & 63; m = sc[j + 4] & 63; }
+                else { s = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4); m = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4); }
+                sw[j] = d * (float)s; mw[j] = -(dmin * (float)m);
+            }
+            for (int j = 0; j < 4; j++) nibbles32(qs + 32 * j, u + 64 * j, u + 64 * j + 32);
+            if (five) {
+                for (int j = 0; j < 8; j++) {
+                    uint32_t bits = 0;
+                    for (int l = 0; l < 32; l++) bits |= (uint32_t)((qh[l] >> j) & 1) << l;
+                    fifth_bits32(u + 32 * j, bits);
+                }
+            }
+        }
+        break;
+    }
+    case T_Q6_K:
+        for (int64_t i = 0; i < nb; i++, r += 210, u += 256, sw += 16, mw += 16) {
+            const uint8_t *ql = r, *qh = r + 128;
+            const int8_t *sc = (const int8_t *)(r + 192);
+            const float d = h2f(r + 208);
+            for (int g = 0; g < 16; g++) { sw[g] = d * (float)sc[g]; mw[g] = -32.f * sw[g]; }
+            for (int n = 0; n < 2; n++) {
+                const uint8_t *l8 = ql + 64 * n, *h8 = qh + 32 * n;
+                uint8_t *o = u + 128 * n;
+#ifdef HQ_AVX512
+                const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+                __m256i a = _mm256_loadu_si256((const __m256i *)l8), b = _mm256_loadu_si256((const __m256i *)(l8 + 32));
+                __m256i h = _mm256_loadu_si256((const __m256i *)h8);
+                __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(h, m3), 4);
+                __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4);
+                __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4);
+                __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m3), 4);
+                _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(a, m4), h0));
+                _mm256_storeu_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(b, m4), h1));
+                _mm256_storeu_si256((__m256i *)(o + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), h2));
+                _mm256_storeu_si256((__m256i *)(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), h3));
+#else
+                for (int l = 0; l < 32; l++) {
+                    o[l] = (l8[l] & 0xF) | ((h8[l] & 3) << 4);
+                    o[l + 32] = (l8[l + 32] & 0xF) | (((h8[l] >> 2) & 3) << 4);
+                    o[l + 64] = (l8[l] >> 4) | (((h8[l] >> 4) & 3) << 4);
+                    o[l + 96] = (l8[l + 32] >> 4) | (((h8[l] >> 6) & 3) << 4);
+                }
+#endif
+            }
+        }
+        break;
+    case T_Q2_K:
+        for (int64_t i = 0; i < nb; i++, r += 84, u += 256, sw += 16, mw += 16) {
+            const uint8_t *sc = r, *qs = r + 16;
+            const float d = h2f(r + 80), dmin = h2f(r + 82);
+            for (int g = 0; g < 16; g++) { sw[g] = d * (float)(sc[g] & 0xF); mw[g] = -(dmin * (float)(sc[g] >> 4)); }
+            for (int n = 0; n < 2; n++)
+                for (int j = 0; j < 4; j++)
+                    for (int l = 0; l < 32; l++) u[128 * n + 32 * j + l] = (qs[32 * n + l] >> (2 * j)) & 3;
+        }
+        break;
+    case T_Q3_K:
+        for (int64_t i = 0; i < nb; i++, r += 110, u += 256, sw += 16, mw += 16) {
+            const uint8_t *hm = r, *qs = r + 32;
+            const float d = h2f(r + 108);
+            uint32_t aux[4];
+            memcpy(aux, r + 96, 12);
+            const uint32_t k1 = 0x03030303u, k2 = 0x0f0f0f0fu, tmp = aux[2];
+            aux[2] = ((aux[0] >> 4) & k2) | (((tmp >> 4) & k1) << 4);
+            aux[3] = ((aux[1] >> 4) & k2) | (((tmp >> 6) & k1) << 4);
+            aux[0] = (aux[0] & k2) | (((tmp >> 0) & k1) << 4);
+            aux[1] = (aux[1] & k2) | (((tmp >> 2) & k1) << 4);
+            const int8_t *sc = (const int8_t *)aux;
+            for (int g = 0; g < 16; g++) { sw[g] = d * (float)(sc[g] - 32); mw[g] = -4.f * sw[g]; }
+            for (int n = 0; n < 2; n++)
+                for (int j = 0; j < 4; j++) {
+                    const int m = 1 << (4 * n + j);
+                    for (int l = 0; l < 32; l++)
+                        u[128 * n + 32 * j + l] = ((qs[32 * n + l] >> (2 * j)) & 3) | ((hm[l] & m) ? 4 : 0);
+                }
+        }
+        break;
+    }
+}
+
+/* ---- the dot product of one unpacked weight row with one quantized activation row ------------------------- */
+
+#ifdef HQ_AVX512
+static __m512i IDX32[8], IDX16[4];
+__attribute__((constructor)) static void init_idx(void) {
+    for (int j = 0; j < 8; j++) {
+        int v[16];
+        for (int l = 0; l < 16; l++) v[l] = 2 * j + l / 8;
+        IDX32[j] = _mm512_loadu_si512(v);
+    }
+    for (int j = 0; j < 4; j++) {
+        int v[16];
+        for (int l = 0; l < 16; l++) v[l] = 4 * j + l / 4;
+        IDX16[j] = _mm512_loadu_si512(v);
+    }
+}
+#endif
+
+/* ng groups of G; u and a readable up to a multiple of 64 bytes past the last group */
+static inline float dot_row(const uint8_t *u, const float *sw, const float *mw, const int8_t *a, const float *sa,
+                            const float *S, int64_t ng, int G) {
+#ifdef HQ_AVX512
+    __m512 acc = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+    const __m512i zero = _mm512_setzero_si512();
+    for (int64_t g0 = 0; g0 < ng; g0 += 16) {
+        const int64_t rem = ng - g0;
+        __m512 c, m, s;
+        int steps;
+        if (rem >= 16) {
+            c = _mm512_mul_ps(_mm512_loadu_ps(sw + g0), _mm512_loadu_ps(sa + g0));
+            m = _mm512_loadu_ps(mw + g0); s = _mm512_loadu_ps(S + g0);
+            steps = 16 * G / 64;
+        } else {
+            const __mmask16 k = (__mmask16)((1u << rem) - 1);
+            c = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sw + g0), _mm512_maskz_loadu_ps(k, sa + g0));
+            m = _mm512_maskz_loadu_ps(k, mw + g0); s = _mm512_maskz_loadu_ps(k, S + g0);
+            steps = (int)((rem * G + 63) / 64);
+        }
+        accm = _mm512_fmadd_ps(m, s, accm);
+        const uint8_t *up = u + g0 * G;
+        const int8_t *ap = a + g0 * G;
+        if (G == 32) {
+            for (int j = 0; j < steps; j++) {
+                __m512i vi = _mm512_dpbusd_epi32(zero, _mm512_loadu_si512(up + 64 * j), _mm512_loadu_si512(ap + 64 * j));
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(vi), _mm512_permutexvar_ps(IDX32[j], c), acc);
+            }
+        } else {
+            for (int j = 0; j < steps; j++) {
+                __m512i vi = _mm512_dpbusd_epi32(zero, _mm512_loadu_si512(up + 64 * j), _mm512_loadu_si512(ap + 64 * j));
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(vi), _mm512_permutexvar_ps(IDX16[j], c), acc);
+            }
+        }
+    }
+    return _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(accm);
+#else
+    float acc = 0.f, accm = 0.f;
+    for (int64_t g = 0; g < ng; g++) {
+        int32_t s = 0;
+        for (int k = 0; k < G; k++) s += (int32_t)u[g * G + k] * (int32_t)a[g * G + k];
+        acc += sw[g] * sa[g] * (float)s;
+        accm += mw[g] * S[g];
+    }
+    return acc + accm;
+#endif
+}
+
+/* ---- entry points ------------------------------------------------------------------------------------------ */
+
+int hq_supported(int t) { qinfo qi; return type_info(t, &qi); }
+
+int hq_avx512(void) {
+#ifdef HQ_AVX512
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* Y[B, n_out] = X[B, n_in] @ W[n_out, n_in]^T; W row-major GGUF blocks. Returns 0 on success. */
+int hq_matmul(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
+              int nthreads) {
+    qinfo qi;
+    if (!type_info(t, &qi) || n_in % qi.block != 0 || B <= 0 || n_out <= 0) return 1;
+    const int G = qi.group;
+    const int64_t ng = n_in / G, nb = n_in / qi.block, row_bytes = nb * qi.size;
+    const int64_t qstride = round_up(n_in, 64) + 64, gstride = round_up(ng, 16);
+    int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * qstride));
+    float *sa = (float *)aligned_alloc(64, (size_t)(B * gstride) * sizeof(float));
+    float *S = (float *)aligned_alloc(64, (size_t)(B * gstride) * sizeof(float));
+    if (!qa || !sa || !S) { free(qa); free(sa); free(S); return 2; }
+    if (nthreads < 1) nthreads = 1;
+    if (B * n_out * n_in < (1 << 15)) nthreads = 1;
+    const int64_t BC = 64; /* activation rows per pass over the weights */
+    int err = 0;
+#pragma omp parallel num_threads(nthreads)
+    {
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            memset(qa + b * qstride + n_in, 0, (size_t)(qstride - n_in));
+            if (qi.amode == 2) quant_row_q8k(X + b * n_in, n_in, G, qa + b * qstride, sa + b * gstride, S + b * gstride);
+            else quant_row_q8(X + b * n_in, n_in, qi.amode, qa + b * qstride, sa + b * gstride, S + b * gstride);
+        }
+        uint8_t *u = (uint8_t *)aligned_alloc(64, (size_t)qstride);
+        float *swb = (float *)aligned_alloc(64, (size_t)gstride * sizeof(float));
+        float *mwb = (float *)aligned_alloc(64, (size_t)gstride * sizeof(float));
+        if (!u || !swb || !mwb) {
+#pragma omp atomic write
+            err = 2;
+        } else {
+            memset(u, 0, (size_t)qstride);
+        }
+        for (int64_t b0 = 0; b0 < B; b0 += BC) {
+            const int64_t b1 = b0 + BC < B ? b0 + BC : B;
+#pragma omp for schedule(static)
+            for (int64_t o = 0; o < n_out; o++) {
+                if (!u || !swb || !mwb) continue;
+                unpack_row(t, W + o * row_bytes, nb, u, swb, mwb);
+                for (int64_t b = b0; b < b1; b++)
+                    Y[b * n_out + o] = dot_row(u, swb, mwb, qa + b * qstride, sa + b * gstride, S + b * gstride, ng, G);
+            }
+        }
+        free(u); free(swb); free(mwb);
+    }
+    free(qa); free(sa); free(S);
+    return err;
+}
