@@ -141,6 +141,26 @@ def cmd_perplexity(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    from hogar.bench import bench
+
+    if a.n_prompt < 0 or a.n_gen < 0 or a.reps < 1:
+        raise HogarError("-p and -n must be >= 0 and -r >= 1")
+    a.n_ctx = max(a.n_ctx or 0, a.n_prompt + 1, a.n_gen + 1)
+    model = _load(a)
+    results = bench(model, a.n_prompt, a.n_gen, a.reps)
+    print(f"| model | threads | test | t/s |\n|---|---:|---|---:|")
+    for r in results:
+        print(f"| {model.path.name} | {model.threads} | {r.test} | {r.mean:.2f} ± {r.sd:.2f} |")
+    if a.json:
+        out = {"model": str(model.path), "threads": model.threads}
+        for r in results:
+            key = "pp" if r.test.startswith("pp") else "tg"
+            out.update({f"{key}_tps": r.mean, f"{key}_sd": r.sd, f"{key}_tokens": r.n_tokens, f"{key}_samples": r.samples})
+        print(json.dumps(out))
+    return 0
+
+
 def cmd_list(a: argparse.Namespace) -> int:
     from hogar.store import list_models, models_dir
 
@@ -215,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-f", "--file", required=True)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_perplexity)
+
+    b = sub.add_parser("bench", help="prompt processing and generation speed, like llama-bench")
+    _model_flags(b)
+    b.add_argument("-p", "--n-prompt", type=int, default=512)
+    b.add_argument("-n", "--n-gen", type=int, default=128)
+    b.add_argument("-r", "--repetitions", dest="reps", type=int, default=3)
+    b.add_argument("--json", action="store_true", help="also print one JSON object on the last line")
+    b.set_defaults(func=cmd_bench)
 
     lst = sub.add_parser("list", help="models hogar can find")
     lst.set_defaults(func=cmd_list)

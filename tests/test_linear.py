@@ -172,3 +172,145 @@ def test_model_logits_close_to_reference(smollm2_path) -> None:
     assert ((ac - bc).norm(dim=-1) / bc.norm(dim=-1)).max().item() < 0.12
     pa, pb = a.log_softmax(-1), b.log_softmax(-1)
     assert (pb.exp() * (pb - pa)).sum(-1).max().item() < 0.03
+
+
+# ---- bit-exactness of the float accumulation order (llama.cpp x86 CPU arithmetic), pure numpy emulation ----------
+
+def _fma(a, b, c):
+    """f32 fused multiply-add via float64 (the product of two f32 is exact in f64)."""
+    return (np.float64(a) * np.float64(b) + np.float64(c)).astype(np.float32)
+
+
+def _hsum8(acc):  # hsum_float_8: (a4+a0, a5+a1, a6+a2, a7+a3) -> (r0+r2) + (r1+r3)
+    r = acc[..., 4:8] + acc[..., 0:4]
+    return (r[..., 0] + r[..., 2]) + (r[..., 1] + r[..., 3])
+
+
+def _q8_blocks(x):
+    """quantize_row_q8_0/q8_1: int q [B,nb,32], d16 [B,nb], s16 [B,nb] (all as float32)."""
+    xb = x.reshape(x.shape[0], -1, 32).astype(np.float32)
+    amax = np.abs(xb).max(-1)
+    d = amax / np.float32(127)
+    with np.errstate(divide="ignore"):
+        idv = np.where(amax != 0, np.float32(127) / amax, np.float32(0)).astype(np.float32)
+    q = np.rint(xb * idv[..., None]).astype(np.float32)
+    return q, d.astype(np.float16).astype(np.float32), (d * q.sum(-1)).astype(np.float16).astype(np.float32)
+
+
+def _emulate_block32(w: QuantWeight, x: np.ndarray) -> np.ndarray:
+    n_out, n_in = w.shape
+    nb = n_in // 32
+    deq = w.dequantize().numpy().reshape(n_out, nb, 32)
+    raw = w.raw.numpy().reshape(n_out, nb, -1)
+    dw = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+    has_m = w.qtype in (T.Q4_1, T.Q5_1)
+    mw = raw[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32) if has_m else None
+    qw = np.rint((deq - (mw[..., None] if has_m else 0)) / np.where(dw == 0, 1, dw)[..., None])  # integer weights
+    qx, dx, sx = _q8_blocks(x)
+    lanes = np.einsum("onlk,bnlk->bonl", qw.reshape(n_out, nb, 8, 4), qx.reshape(x.shape[0], nb, 8, 4))
+    acc = np.zeros((x.shape[0], n_out, 8), np.float32)
+    summs = np.zeros((x.shape[0], n_out), np.float32)
+    for g in range(nb):
+        d = (dw[None, :, g] * dx[:, None, g]).astype(np.float32)
+        acc = _fma(d[..., None], lanes[:, :, g].astype(np.float32), acc)
+        if has_m:
+            summs = (summs + mw[None, :, g] * sx[:, None, g]).astype(np.float32)
+    out = _hsum8(acc)
+    return (out + summs).astype(np.float32) if has_m else out
+
+
+@pytest.mark.parametrize("qtype", [T.Q4_1, T.Q8_0, T.Q5_0, T.Q4_0, T.Q5_1], ids=lambda t: t.name)
+@pytest.mark.parametrize("B", [1, 2, 5, 9])
+def test_block32_accumulation_order_is_llama_cpp(qtype: T, B: int) -> None:
+    """8 lanes of 4 values, one FMA per block with d_w * d_x, hsum_float_8, + the sequential m * s sum: bit for bit."""
+    w = random_weight(qtype, 13, 320, seed=B)
+    if qtype == T.Q8_0:  # llama.cpp's Q8_0 weights never hold -128 (its sign trick would not care either way)
+        raw = w.raw.numpy().reshape(-1, 34).copy()
+        raw[:, 2:][raw[:, 2:] == 128] = 129
+        w = QuantWeight(torch.from_numpy(raw.reshape(-1)), qtype, w.shape)
+    rng = np.random.default_rng(B)
+    x = (rng.standard_normal((B, 320)) * rng.choice([0.1, 1, 50, 500], size=(B, 320))).astype(np.float32)
+    y = fast(w, torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(y.view(np.uint32), _emulate_block32(w, x).view(np.uint32))
+
+
+def _q8k(x, pos_wins):
+    xb = x.reshape(-1, 256)
+    q = np.zeros_like(xb, dtype=np.float32)
+    d = np.zeros(xb.shape[0], np.float32)
+    for i, row in enumerate(xb):
+        amax = np.abs(row).max()
+        if amax == 0:
+            continue
+        mx = row[np.argmax(np.abs(row))]
+        if pos_wins:
+            mx = amax if (row == amax).any() else -amax
+        iscale = np.float32(-127) / np.float32(mx)
+        q[i] = np.minimum(np.rint(iscale * row), 127)
+        d[i] = np.float32(1) / iscale
+    return q, d
+
+
+def _emulate_k(w: QuantWeight, x: np.ndarray) -> np.ndarray:
+    n_out, n_in = w.shape
+    nsb = n_in // 256
+    raw = w.raw.numpy().reshape(n_out, nsb, -1)
+    B = x.shape[0]
+    B4 = B - B % 4 if w.qtype == T.Q4_K else 0
+    out = np.zeros((B, n_out), np.float32)
+    for b in range(B):
+        q, dx = _q8k(x[b], b < B4)
+        q = q.reshape(nsb, 256)
+        for o in range(n_out):
+            if w.qtype == T.Q4_K:
+                acc = accm = np.float32(0)
+                for i in range(nsb):
+                    blk = raw[o, i]
+                    d, dmin = blk[0:4].copy().view(np.float16).astype(np.float32)
+                    s = blk[4:16].astype(np.int64)
+                    sc = [s[j] & 63 if j < 4 else (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4) for j in range(8)]
+                    mn = [s[j + 4] & 63 if j < 4 else (s[j + 4] >> 4) | ((s[j] >> 6) << 4) for j in range(8)]
+                    qs = blk[16:144].reshape(4, 32)
+                    u = np.concatenate([np.concatenate([c & 15, c >> 4]) for c in qs]).astype(np.int64)
+                    dot = (u * q[i].astype(np.int64)).reshape(8, 32).sum(-1)
+                    bs = q[i].astype(np.int64).reshape(8, 32).sum(-1)
+                    dd, dm = np.float32(d * dx[i]), np.float32(dmin * dx[i])
+                    parts = [(0, 8)] if b >= B4 else [(2 * k, 2 * k + 2) for k in range(4)]
+                    for lo, hi in parts:
+                        isum = sum(int(sc[j]) * int(dot[j]) for j in range(lo, hi))
+                        imin = sum(int(mn[j]) * int(bs[j]) for j in range(lo, hi))
+                        acc = _fma(np.float32(isum), dd, acc)
+                        accm = _fma(np.float32(imin), dm, accm)
+                out[b, o] = np.float32(acc - accm)
+            else:  # Q6_K
+                acc = np.zeros(8, np.float32)
+                for i in range(nsb):
+                    blk = raw[o, i]
+                    ql, qh = blk[0:128].astype(np.int64), blk[128:192].astype(np.int64)
+                    sc = blk[192:208].view(np.int8).astype(np.int64)
+                    d = np.float32(dx[i] * blk[208:210].copy().view(np.float16).astype(np.float32)[0])
+                    u = np.zeros(256, np.int64)
+                    for n in range(2):
+                        l8, h8 = ql[64 * n : 64 * n + 64], qh[32 * n : 32 * n + 32]
+                        u[128 * n : 128 * n + 32] = (l8[:32] & 15) | ((h8 & 3) << 4)
+                        u[128 * n + 32 : 128 * n + 64] = (l8[32:] & 15) | (((h8 >> 2) & 3) << 4)
+                        u[128 * n + 64 : 128 * n + 96] = (l8[:32] >> 4) | (((h8 >> 4) & 3) << 4)
+                        u[128 * n + 96 : 128 * n + 128] = (l8[32:] >> 4) | (((h8 >> 6) & 3) << 4)
+                    qi = q[i].astype(np.int64)
+                    prod = (u * qi * np.repeat(sc, 16)).reshape(8, 8, 4).sum(-1)  # [chunk, lane]
+                    bs16 = qi.reshape(16, 16).sum(-1)
+                    lanes = prod.sum(0) - 32 * (sc[0::2] * bs16[0::2] + sc[1::2] * bs16[1::2])
+                    acc = _fma(d, lanes.astype(np.float32), acc)
+                out[b, o] = _hsum8(acc)
+    return out
+
+
+@pytest.mark.parametrize("qtype", [T.Q4_K, T.Q6_K], ids=lambda t: t.name)
+@pytest.mark.parametrize("B", [1, 3, 6])
+def test_k_quant_accumulation_order_is_llama_cpp(qtype: T, B: int) -> None:
+    """Q4_K as llama.cpp's repacked 8x8 gemm (whole groups of 4 rows) / gemv (the rest); Q6_K as its vec_dot."""
+    w = random_weight(qtype, 8, 512, seed=B)
+    rng = np.random.default_rng(10 + B)
+    x = (rng.standard_normal((B, 512)) * rng.choice([0.1, 1, 50], size=(B, 512))).astype(np.float32)
+    y = fast(w, torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(y.view(np.uint32), _emulate_k(w, x).view(np.uint32))

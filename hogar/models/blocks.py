@@ -2,39 +2,45 @@
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
-import torch.nn.functional as F
 
-ROPE_NORM = "norm"  # adjacent pairs (x0, x1), (x2, x3)...: llama in GGUF (q/k rows permuted by the converter)
-ROPE_NEOX = "neox"  # halves (x0, x_{d/2}), ...: gemma, qwen, phi...
+from hogar.models import ggml_math as G
+
+ROPE_NORM = G.ROPE_NORM  # adjacent pairs (x0, x1), (x2, x3)...: llama in GGUF (q/k rows permuted by the converter)
+ROPE_NEOX = G.ROPE_NEOX  # halves (x0, x_{d/2}), ...: gemma, qwen, phi...
+
+# The arithmetic of every non-matmul op reproduces llama.cpp's CPU kernels bit for bit (see ggml_math).
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+    """llama.cpp build_norm(LLM_NORM_RMS): ggml_rms_norm then ggml_mul by the weight."""
+    return G.rms_norm(x, weight, eps)
 
 
 def rope_cos_sin(n_rot: int, base: float, positions: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin of shape [*positions.shape, n_rot // 2], computed in float64 then cast, like ggml's theta recurrence."""
-    inv = base ** (-torch.arange(0, n_rot, 2, dtype=torch.float64, device=positions.device) / n_rot)
-    ang = positions.to(torch.float64).unsqueeze(-1) * scale * inv
-    return ang.cos().float(), ang.sin().float()
+    """cos/sin of shape [*positions.shape, n_rot // 2]: ggml's rope cache (theta recurrence in float32, glibc cosf/sinf)."""
+    return G.rope_cos_sin(n_rot, base, positions, scale)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mode: str) -> torch.Tensor:
     """x: [B, T, H, D]; cos/sin: [B, T, n_rot/2]. Dimensions past n_rot pass through unrotated."""
-    n_rot = cos.shape[-1] * 2
-    rot, rest = x[..., :n_rot], x[..., n_rot:]
-    c, s = cos.unsqueeze(2), sin.unsqueeze(2)
-    if mode == ROPE_NORM:
-        x0, x1 = rot[..., 0::2], rot[..., 1::2]
-        out = torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1).flatten(-2)
-    else:
-        half = n_rot // 2
-        x0, x1 = rot[..., :half], rot[..., half:]
-        out = torch.cat((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1)
-    return torch.cat((out, rest), dim=-1) if rest.shape[-1] else out
+    return G.rope(x, cos, sin, mode)
+
+
+def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """silu(gate) * up (ggml_swiglu_split)."""
+    return G.swiglu(gate, up)
+
+
+def geglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """gelu_tanh(gate) * up (ggml_geglu_split, through ggml's f16 GELU table)."""
+    return G.geglu(gate, up)
+
+
+def scale(x: torch.Tensor, s: float) -> torch.Tensor:
+    """x * s with s rounded to float32 (ggml_scale)."""
+    return G.scale(x, s)
 
 
 def attention_mask(q_pos: torch.Tensor, n_keys: int, window: int = 0) -> torch.Tensor:
@@ -47,24 +53,16 @@ def attention_mask(q_pos: torch.Tensor, n_keys: int, window: int = 0) -> torch.T
     return allowed.unsqueeze(1)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
-    """q: [B, T, H, D]; k, v: [B, K, Hkv, D] (grouped-query heads are shared). Returns [B, T, H * Dv]."""
-    n_head, n_head_kv = q.shape[2], k.shape[2]
-    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    if n_head != n_head_kv:
-        rep = n_head // n_head_kv
-        k = k.repeat_interleave(rep, dim=1)
-        v = v.repeat_interleave(rep, dim=1)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-    return out.transpose(1, 2).flatten(2)
-
-
-def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    return F.gelu(x, approximate="tanh")
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float,
+              key_start: int = 0) -> torch.Tensor:
+    """q: [B, T, H, D]; k, v: [B, K, Hkv, D] (grouped-query heads are shared) for key positions key_start...
+    Returns [B, T, H * Dv]: llama.cpp's non-flash attention (f16 K/V, f16 Q and probabilities, ggml softmax)."""
+    return G.attention(q, k, v, mask, scale, key_start)
 
 
 def default_attn_scale(head_dim: int) -> float:
-    return 1.0 / math.sqrt(head_dim)
+    """1.0f/sqrtf((float)head_dim), as llama.cpp computes kq_scale (and gemma3's f_attention_scale)."""
+    return float(np.float32(1.0) / np.sqrt(np.float32(head_dim)))
 
 
 class AttnContext:
@@ -93,4 +91,4 @@ class AttnContext:
     def attend(self, il: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, window: int) -> torch.Tensor:
         start, mask = self._mask(window)
         ks, vs = self.cache.update(il, self.rows, self.positions, k, v, start, self.p_max + 1)
-        return attention(q, ks, vs, mask, scale)
+        return attention(q, ks, vs, mask, scale, start)

@@ -19,13 +19,14 @@ ROPE_BASE_LOCAL = 10000.0  # llama.cpp hard-codes rope_freq_base_train_swa for g
 class Gemma3(Llama):
     name = "gemma3"
     rope_mode = blocks.ROPE_NEOX
+    scale_q = True  # llama.cpp: Qcur = ggml_scale(Qcur, f_attention_scale) after rope, kq_scale 1
 
     def args(self, meta: dict[str, Any], n_vocab: int) -> Args:
         a = super().args(meta, n_vocab)
         a.sliding_window = int(meta_get(meta, self.name, "attention.sliding_window", 0))
         a.swa_layers = tuple(a.sliding_window > 0 and (il + 1) % SWA_PERIOD != 0 for il in range(a.n_layer))
         a.rope_base_local = ROPE_BASE_LOCAL
-        a.attn_scale = 1.0 / math.sqrt(a.head_dim)
+        a.attn_scale = blocks.default_attn_scale(a.head_dim)  # f_attention_scale (all sizes but 27B)
         return a
 
     def layer_tensors(self, il: int) -> list[str]:
@@ -37,7 +38,7 @@ class Gemma3(Llama):
         return args.rope_base_local if args.is_swa(il) and args.rope_base_local else args.rope_base
 
     def embed(self, args: Args, w: Callable[[str], Any], tokens: torch.Tensor) -> torch.Tensor:
-        return super().embed(args, w, tokens) * math.sqrt(args.n_embd)
+        return blocks.scale(super().embed(args, w, tokens), math.sqrt(args.n_embd))
 
     def qk_norm(self, args: Args, w: Callable[[str], Any], il: int, q: torch.Tensor, k: torch.Tensor):
         p = f"blk.{il}."
@@ -46,7 +47,7 @@ class Gemma3(Llama):
 
     def ffn(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor) -> torch.Tensor:
         p = f"blk.{il}."
-        return w(p + "ffn_down.weight")(blocks.gelu_tanh(w(p + "ffn_gate.weight")(x)) * w(p + "ffn_up.weight")(x))
+        return w(p + "ffn_down.weight")(blocks.geglu(w(p + "ffn_gate.weight")(x), w(p + "ffn_up.weight")(x)))
 
     def block(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope, ctx) -> torch.Tensor:
         p = f"blk.{il}."

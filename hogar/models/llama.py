@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from hogar.models import blocks
 from hogar.models.base import Args, common_args, register
@@ -14,6 +13,7 @@ from hogar.models.base import Args, common_args, register
 class Llama:
     name = "llama"
     rope_mode = blocks.ROPE_NORM
+    scale_q = False  # True: Q is scaled by attn_scale after rope (ggml_scale) and the softmax scale is 1
 
     def args(self, meta: dict[str, Any], n_vocab: int) -> Args:
         a = common_args(meta, self.name, n_vocab, self.rope_mode)
@@ -46,7 +46,10 @@ class Llama:
         q, k = self.qk_norm(args, w, il, q, k)
         q = blocks.apply_rope(q, *rope, args.rope_mode)
         k = blocks.apply_rope(k, *rope, args.rope_mode)
-        out = ctx.attend(il, q, k, v, args.attn_scale, args.sliding_window if args.is_swa(il) else 0)
+        kq_scale = args.attn_scale
+        if self.scale_q:
+            q, kq_scale = blocks.scale(q, args.attn_scale), 1.0
+        out = ctx.attend(il, q, k, v, kq_scale, args.sliding_window if args.is_swa(il) else 0)
         return w(p + "attn_output.weight")(out)
 
     def qk_norm(self, args: Args, w: Callable[[str], Any], il: int, q: torch.Tensor, k: torch.Tensor):
@@ -54,7 +57,7 @@ class Llama:
 
     def ffn(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor) -> torch.Tensor:
         p = f"blk.{il}."
-        return w(p + "ffn_down.weight")(F.silu(w(p + "ffn_gate.weight")(x)) * w(p + "ffn_up.weight")(x))
+        return w(p + "ffn_down.weight")(blocks.swiglu(w(p + "ffn_gate.weight")(x), w(p + "ffn_up.weight")(x)))
 
     def block(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope, ctx) -> torch.Tensor:
         p = f"blk.{il}."

@@ -389,6 +389,384 @@ static inline float dot_row(const uint8_t *u, const float *sw, const float *mw, 
 #endif
 }
 
+static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* ---- block-32 types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): llama.cpp's exact float arithmetic --------------------- */
+/* llama.cpp (x86 AVX2/AVX-512 build; ggml_vec_dot_*_q8_0/q8_1 for one activation row, llamafile's tinyBLAS_Q0_AVX
+ * for more: the same arithmetic) keeps an 8-lane f32 accumulator; lane j gets, block after block,
+ *     acc[j] = fma(d_w * d_x, sum_{e = 4j..4j+3} w[e] x[e], acc[j])
+ * (d_w * d_x: f16 values, their product exact in f32; the integer sums exact), then reduces it as hsum_float_8:
+ * r = acc[4..8) + acc[0..4), (r0 + r2) + (r1 + r3); Q4_1/Q5_1 then add `summs`, a sequential f32 sum over the
+ * blocks of m_w * s_x.  We compute the lane sums of the unsigned unpacked u (= w + off) with vpdpbusd started from
+ * -off * (the 4-sums of x), i.e. exactly sum w x, and then do the same float operations in the same order. */
+
+static inline float hsum8_ref(const float *a) {
+    const float r0 = a[4] + a[0], r1 = a[5] + a[1], r2 = a[6] + a[2], r3 = a[7] + a[3];
+    return (r0 + r2) + (r1 + r3);
+}
+
+#ifdef HQ_AVX512
+static inline float hsum8(__m256 x) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+/* R unpacked weight rows x C activation rows; out[r * ldo + c] */
+static inline __attribute__((always_inline)) void tile32(const int R, const int C, const uint8_t *u, int64_t ustride,
+        const float *sw, const float *mw, int64_t wstride, const int8_t *a, int64_t astride, const float *sa,
+        const float *S, int64_t sstride, const float *St, const int32_t *corr, int64_t cstride, int64_t nb,
+        int has_m, float *out, int64_t ldo) {
+    __m256 acc[4][4];
+    float summs[4][4];
+    __m128 summs4[4];
+    for (int r = 0; r < R; r++) {
+        summs4[r] = _mm_setzero_ps();
+        for (int c = 0; c < C; c++) { acc[r][c] = _mm256_setzero_ps(); summs[r][c] = 0.f; }
+    }
+    for (int64_t g = 0; g < nb; g++) {
+        __m256i av[4], iv[4];
+        __m256 dx[4];
+        for (int c = 0; c < C; c++) {
+            av[c] = _mm256_load_si256((const __m256i *)(a + c * astride + 32 * g));
+            iv[c] = corr ? _mm256_load_si256((const __m256i *)(corr + c * cstride + 8 * g)) : _mm256_setzero_si256();
+            dx[c] = _mm256_set1_ps(sa[c * sstride + g]);
+        }
+        for (int r = 0; r < R; r++) {
+            const __m256i uv = _mm256_load_si256((const __m256i *)(u + r * ustride + 32 * g));
+            const __m256 dw = _mm256_set1_ps(sw[r * wstride + g]);
+            for (int c = 0; c < C; c++) {
+                const __m256 p = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(iv[c], uv, av[c]));
+                acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[c]), p, acc[r][c]);
+                if (has_m && C != 4) summs[r][c] += mw[r * wstride + g] * S[c * sstride + g];
+            }
+            /* m_w * s_x is exact (two f16 values), so the fused multiply-add rounds as the add alone */
+            if (has_m && C == 4)
+                summs4[r] = _mm_fmadd_ps(_mm_set1_ps(mw[r * wstride + g]), _mm_load_ps(St + 4 * g), summs4[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        if (has_m && C == 4) _mm_storeu_ps(summs[r], summs4[r]);
+        for (int c = 0; c < C; c++) {
+            const float h = hsum8(acc[r][c]);
+            out[r * ldo + c] = has_m ? h + summs[r][c] : h;
+        }
+    }
+}
+#endif
+
+/* portable version of the same arithmetic (also the definition the AVX-512 one must agree with) */
+static __attribute__((unused)) void dot32_ref(const uint8_t *u, const float *sw, const float *mw, const int8_t *a, const float *sa,
+                      const float *S, const int32_t *corr, int64_t nb, int has_m, float *out) {
+    float acc[8] = {0}, summs = 0.f;
+    for (int64_t g = 0; g < nb; g++) {
+        const float d = sw[g] * sa[g];
+        for (int j = 0; j < 8; j++) {
+            int32_t s = corr ? corr[8 * g + j] : 0;
+            for (int e = 4 * j; e < 4 * j + 4; e++) s += (int32_t)u[32 * g + e] * (int32_t)a[32 * g + e];
+            acc[j] = fmaf(d, (float)s, acc[j]);
+        }
+        if (has_m) summs += mw[g] * S[g];
+    }
+    const float h = hsum8_ref(acc);
+    *out = has_m ? h + summs : h;
+}
+
+static int weight_offset(int t) {
+    switch (t) {
+    case T_Q4_0: return 8;
+    case T_Q5_0: return 16;
+    case T_Q8_0: return 128;
+    default: return 0;
+    }
+}
+
+/* Y[B, n_out] for the block-32 types */
+static int matmul32(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
+                    int nthreads, const qinfo *qi) {
+    const int64_t nb = n_in / 32, row_bytes = nb * qi->size;
+    const int off = weight_offset(t), has_m = qi->amode == 1;
+    const int64_t qstride = round_up(n_in, 64), gstride = round_up(nb, 16), cstride = round_up(n_in / 4, 16);
+    int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * qstride));
+    float *sa = (float *)aligned_alloc(64, (size_t)(B * gstride) * sizeof(float));
+    float *S = (float *)aligned_alloc(64, (size_t)(B * gstride) * sizeof(float));
+    int32_t *corr = off ? (int32_t *)aligned_alloc(64, (size_t)(B * cstride) * sizeof(int32_t)) : NULL;
+    /* St: S of each group of 4 activation rows, transposed ([B / 4][nb][4]) for the 4-row tiles */
+    float *St = has_m ? (float *)aligned_alloc(64, (size_t)((B / 4 + 1) * gstride * 4) * sizeof(float)) : NULL;
+    if (!qa || !sa || !S || (off && !corr) || (has_m && !St)) {
+        free(qa); free(sa); free(S); free(corr); free(St); return 2;
+    }
+    enum { RT = 4, CT = 4 };
+    const int64_t BC = 64; /* activation rows per pass over the weights */
+    int err = 0;
+#pragma omp parallel num_threads(nthreads)
+    {
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            quant_row_q8(X + b * n_in, n_in, qi->amode, qa + b * qstride, sa + b * gstride, S + b * gstride);
+            if (off) {
+                const int8_t *q = qa + b * qstride;
+                int32_t *c = corr + b * cstride;
+                for (int64_t k = 0; k < n_in / 4; k++)
+                    c[k] = -off * ((int32_t)q[4 * k] + q[4 * k + 1] + q[4 * k + 2] + q[4 * k + 3]);
+            }
+        }
+        if (has_m) {
+#pragma omp for schedule(static)
+            for (int64_t b4 = 0; b4 < B / 4; b4++)
+                for (int64_t g = 0; g < nb; g++)
+                    for (int c = 0; c < 4; c++) St[(b4 * gstride + g) * 4 + c] = S[(4 * b4 + c) * gstride + g];
+        }
+        uint8_t *u = (uint8_t *)aligned_alloc(64, (size_t)(RT * qstride));
+        float *swb = (float *)aligned_alloc(64, (size_t)(RT * gstride) * sizeof(float));
+        float *mwb = (float *)aligned_alloc(64, (size_t)(RT * gstride) * sizeof(float));
+        float *tmp = (float *)aligned_alloc(64, 64 * sizeof(float));
+        const int ok = u && swb && mwb && tmp;
+        if (!ok) {
+#pragma omp atomic write
+            err = 2;
+        }
+        const int64_t ntiles = (n_out + RT - 1) / RT;
+        for (int64_t b0 = 0; b0 < B; b0 += BC) {
+            const int64_t b1 = b0 + BC < B ? b0 + BC : B;
+#pragma omp for schedule(static)
+            for (int64_t ti = 0; ti < ntiles; ti++) {
+                if (!ok) continue;
+                const int64_t o0 = ti * RT, nr = n_out - o0 < RT ? n_out - o0 : RT;
+                for (int64_t r = 0; r < nr; r++)
+                    unpack_row(t, W + (o0 + r) * row_bytes, nb, u + r * qstride, swb + r * gstride, mwb + r * gstride);
+                for (int64_t b = b0; b < b1;) {
+                    const int64_t nc = b1 - b >= CT ? CT : 1;
+                    const int8_t *ap = qa + b * qstride;
+                    const float *sap = sa + b * gstride, *Sp = S + b * gstride;
+                    const int32_t *cp = off ? corr + b * cstride : NULL;
+                    const float *Stp = has_m && nc == CT ? St + b / 4 * gstride * 4 : NULL;
+#ifdef HQ_AVX512
+                    if (nr == RT && nc == CT)
+                        tile32(RT, CT, u, qstride, swb, mwb, gstride, ap, qstride, sap, Sp, gstride, Stp, cp, cstride, nb,
+                               has_m, tmp, CT);
+                    else if (nr == RT)
+                        tile32(RT, 1, u, qstride, swb, mwb, gstride, ap, qstride, sap, Sp, gstride, NULL, cp, cstride, nb,
+                               has_m, tmp, CT);
+                    else
+                        for (int64_t r = 0; r < nr; r++)
+                            for (int64_t c = 0; c < nc; c++)
+                                tile32(1, 1, u + r * qstride, qstride, swb + r * gstride, mwb + r * gstride, gstride,
+                                       ap + c * qstride, qstride, sap + c * gstride, Sp + c * gstride, gstride, NULL,
+                                       cp ? cp + c * cstride : NULL, cstride, nb, has_m, tmp + r * CT + c, CT);
+#else
+                    for (int64_t r = 0; r < nr; r++)
+                        for (int64_t c = 0; c < nc; c++)
+                            dot32_ref(u + r * qstride, swb + r * gstride, mwb + r * gstride, ap + c * qstride,
+                                      sap + c * gstride, Sp + c * gstride, cp ? cp + c * cstride : NULL, nb, has_m,
+                                      tmp + r * CT + c);
+#endif
+                    for (int64_t r = 0; r < nr; r++)
+                        for (int64_t c = 0; c < nc; c++) Y[(b + c) * n_out + o0 + r] = tmp[r * CT + c];
+                    b += nc;
+                }
+            }
+        }
+        free(u); free(swb); free(mwb); free(tmp);
+    }
+    free(qa); free(sa); free(S); free(corr); free(St);
+    return err;
+}
+
+/* ---- Q4_K and Q6_K: llama.cpp's exact float arithmetic --------------------------------------------------- */
+/* Q4_K (x86: repacked as q4_K_8x8 when n_out % 8 == 0): activation rows in whole groups of 4 go through
+ * ggml_gemm_q4_K_8x8_q8_K, with Q8_K quantized by ggml_quantize_mat_q8_K_4x8 (the sign of the scale follows "some
+ * positive value reaches max|x|"); per 64 values (two 32-sub-blocks, sb) isum = sc0 * dot0 + sc1 * dot1 and
+ * imin = m0 * bsum0 + m1 * bsum1 (integers), acc = fma((float)isum, d_w * d_x, acc), accm = fma((float)imin,
+ * dmin_w * d_x, accm); out = acc - accm.  The remaining B % 4 rows (and B < 4) go through ggml_gemv_q4_K_8x8_q8_K
+ * (Q8_K by quantize_row_q8_K_ref): the same per 256-value super-block instead of per 64.
+ * Q6_K (never repacked on x86): ggml_vec_dot_q6_K_q8_K, 8 integer lanes per super-block: lane l sums
+ * sc[group] * u * x over the 4-byte column l of each 32-value chunk, minus 32 * (sc[2l] bsum[2l] + sc[2l+1]
+ * bsum[2l+1]); acc[l] = fma(d_x * d_w, (float)lane, acc[l]); hsum_float_8. */
+
+typedef struct { int32_t sc[8], mn[8]; float d, dmin; } k4meta;
+
+static void k4_meta_row(const uint8_t *r, int64_t nsb, k4meta *m) {
+    for (int64_t i = 0; i < nsb; i++, r += 144) {
+        const uint8_t *sc = r + 4;
+        m[i].d = h2f(r); m[i].dmin = h2f(r + 2);
+        for (int j = 0; j < 8; j++) {
+            if (j < 4) { m[i].sc[j] = sc[j] & 63; m[i].mn[j] = sc[j + 4] & 63; }
+            else { m[i].sc[j] = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4); m[i].mn[j] = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4); }
+        }
+    }
+}
+
+/* Q8_K rows: q, d per super-block, 32-sums (for Q4_K) and 16-sums (for Q6_K) */
+static void quant_row_q8k_exact(const float *x, int64_t n, int pos_wins, int8_t *q, float *d, int32_t *bs32,
+                                int16_t *bs16) {
+    for (int64_t i = 0; i < n / 256; i++) {
+        const float *xb = x + 256 * i;
+        int8_t *qb = q + 256 * i;
+        float max = 0.f, amax = 0.f;
+        for (int j = 0; j < 256; j++) {
+            const float ax = fabsf(xb[j]);
+            if (ax > amax) { amax = ax; max = xb[j]; }
+        }
+        if (amax == 0.f) {
+            memset(qb, 0, 256); d[i] = 0.f;
+            for (int j = 0; j < 8; j++) bs32[8 * i + j] = 0;
+            for (int j = 0; j < 16; j++) bs16[16 * i + j] = 0;
+            continue;
+        }
+        if (pos_wins) { /* ggml_quantize_mat_q8_K_4x8 (AVX2): negative scale iff some x == +amax */
+            int pos = 0;
+            for (int j = 0; j < 256; j++) pos |= xb[j] == amax;
+            max = pos ? amax : -amax;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < 256; j++) {
+            const int v = nearest_int(iscale * xb[j]);
+            qb[j] = (int8_t)(v < 127 ? v : 127);
+        }
+        d[i] = 1.f / iscale;
+        for (int j = 0; j < 16; j++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += qb[16 * j + l];
+            bs16[16 * i + j] = (int16_t)s;
+        }
+        for (int j = 0; j < 8; j++) bs32[8 * i + j] = bs16[16 * i + 2 * j] + bs16[16 * i + 2 * j + 1];
+    }
+}
+
+/* the 8 sub-block dot products (32 values each) of one super-block: u unsigned, a signed */
+static inline void dots8(const uint8_t *u, const int8_t *a, int32_t *dot) {
+#ifdef HQ_AVX512
+    __m256i v[8];
+    for (int j = 0; j < 8; j++)
+        v[j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_load_si256((const __m256i *)(u + 32 * j)),
+                                   _mm256_load_si256((const __m256i *)(a + 32 * j)));
+    __m256i t0 = _mm256_hadd_epi32(v[0], v[1]), t1 = _mm256_hadd_epi32(v[2], v[3]);
+    __m256i t2 = _mm256_hadd_epi32(v[4], v[5]), t3 = _mm256_hadd_epi32(v[6], v[7]);
+    t0 = _mm256_hadd_epi32(t0, t1); t2 = _mm256_hadd_epi32(t2, t3);
+    const __m256i r = _mm256_add_epi32(_mm256_permute2x128_si256(t0, t2, 0x20), _mm256_permute2x128_si256(t0, t2, 0x31));
+    _mm256_storeu_si256((__m256i *)dot, r);
+#else
+    for (int j = 0; j < 8; j++) {
+        int32_t s = 0;
+        for (int e = 0; e < 32; e++) s += (int32_t)u[32 * j + e] * a[32 * j + e];
+        dot[j] = s;
+    }
+#endif
+}
+
+static float dot_q4k_exact(const uint8_t *u, const k4meta *m, const int8_t *a, const float *dx, const int32_t *bs32,
+                           int64_t nsb, int gemm) {
+    float acc = 0.f, accm = 0.f;
+    int32_t dot[8];
+    for (int64_t i = 0; i < nsb; i++) {
+        dots8(u + 256 * i, a + 256 * i, dot);
+        const int32_t *sc = m[i].sc, *mn = m[i].mn, *bs = bs32 + 8 * i;
+        const float dd = m[i].d * dx[i], dm = m[i].dmin * dx[i];
+        if (gemm) {
+            for (int sb = 0; sb < 4; sb++) {
+                const int32_t is = sc[2 * sb] * dot[2 * sb] + sc[2 * sb + 1] * dot[2 * sb + 1];
+                const int32_t im = mn[2 * sb] * bs[2 * sb] + mn[2 * sb + 1] * bs[2 * sb + 1];
+                acc = fmaf((float)is, dd, acc);
+                accm = fmaf((float)im, dm, accm);
+            }
+        } else {
+            int32_t is = 0, im = 0;
+            for (int j = 0; j < 8; j++) { is += sc[j] * dot[j]; im += mn[j] * bs[j]; }
+            acc = fmaf((float)is, dd, acc);
+            accm = fmaf((float)im, dm, accm);
+        }
+    }
+    return acc - accm;
+}
+
+/* u: Q6_K values 0..63 in element order; r: the raw row (scales at +192, d at +208 of each 210-byte block) */
+static float dot_q6k_exact(const uint8_t *u, const uint8_t *r, const int8_t *a, const float *dx, const int16_t *bs16,
+                           int64_t nsb) {
+    float acc[8] = {0};
+    for (int64_t i = 0; i < nsb; i++, r += 210) {
+        const int8_t *sc = (const int8_t *)(r + 192);
+        const float d = dx[i] * h2f(r + 208);
+        int32_t lane[8];
+#ifdef HQ_AVX512
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                                  _mm256_load_si256((const __m256i *)(u + 256 * i + 32 * c)),
+                                                  _mm256_load_si256((const __m256i *)(a + 256 * i + 32 * c)));
+            const __m256i s = _mm256_setr_epi32(sc[2 * c], sc[2 * c], sc[2 * c], sc[2 * c], sc[2 * c + 1],
+                                                sc[2 * c + 1], sc[2 * c + 1], sc[2 * c + 1]);
+            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p, s));
+        }
+        const __m256i bsv = _mm256_loadu_si256((const __m256i *)(bs16 + 16 * i));
+        const __m256i scv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsv, scv), 5));
+        _mm256_storeu_si256((__m256i *)lane, sumi);
+#else
+        for (int l = 0; l < 8; l++) {
+            int32_t s = 0;
+            for (int c = 0; c < 8; c++)
+                for (int e = 4 * l; e < 4 * l + 4; e++)
+                    s += sc[2 * c + (l >= 4)] * (int32_t)u[256 * i + 32 * c + e] * a[256 * i + 32 * c + e];
+            lane[l] = s - 32 * (sc[2 * l] * bs16[16 * i + 2 * l] + sc[2 * l + 1] * bs16[16 * i + 2 * l + 1]);
+        }
+#endif
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
+    }
+    return hsum8_ref(acc);
+}
+
+static int matmul_k_exact(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
+                          int nthreads, const qinfo *qi) {
+    const int64_t nsb = n_in / 256, row_bytes = nsb * qi->size;
+    const int64_t B4 = B - B % 4; /* Q4_K: rows [0, B4) as llama.cpp's gemm, the rest as its gemv */
+    int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * n_in));
+    float *dx = (float *)malloc((size_t)(B * nsb) * sizeof(float));
+    int32_t *bs32 = (int32_t *)malloc((size_t)(B * nsb * 8) * sizeof(int32_t));
+    int16_t *bs16 = (int16_t *)malloc((size_t)(B * nsb * 16) * sizeof(int16_t));
+    if (!qa || !dx || !bs32 || !bs16) { free(qa); free(dx); free(bs32); free(bs16); return 2; }
+    const int64_t BC = 64;
+    int err = 0;
+#pragma omp parallel num_threads(nthreads)
+    {
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++)
+            quant_row_q8k_exact(X + b * n_in, n_in, t == T_Q4_K && b < B4, qa + b * n_in, dx + b * nsb,
+                                bs32 + b * nsb * 8, bs16 + b * nsb * 16);
+        uint8_t *u = (uint8_t *)aligned_alloc(64, (size_t)n_in);
+        float *swb = (float *)malloc((size_t)(n_in / 16) * sizeof(float));
+        float *mwb = (float *)malloc((size_t)(n_in / 16) * sizeof(float));
+        k4meta *meta = (k4meta *)malloc((size_t)nsb * sizeof(k4meta));
+        const int ok = u && swb && mwb && meta;
+        if (!ok) {
+#pragma omp atomic write
+            err = 2;
+        }
+        for (int64_t b0 = 0; b0 < B; b0 += BC) {
+            const int64_t b1 = b0 + BC < B ? b0 + BC : B;
+#pragma omp for schedule(static)
+            for (int64_t o = 0; o < n_out; o++) {
+                if (!ok) continue;
+                const uint8_t *r = W + o * row_bytes;
+                unpack_row(t, r, nsb, u, swb, mwb);
+                if (t == T_Q4_K) {
+                    k4_meta_row(r, nsb, meta);
+                    for (int64_t b = b0; b < b1; b++)
+                        Y[b * n_out + o] = dot_q4k_exact(u, meta, qa + b * n_in, dx + b * nsb, bs32 + b * nsb * 8,
+                                                         nsb, b < B4);
+                } else {
+                    for (int64_t b = b0; b < b1; b++)
+                        Y[b * n_out + o] = dot_q6k_exact(u, r, qa + b * n_in, dx + b * nsb, bs16 + b * nsb * 16, nsb);
+                }
+            }
+        }
+        free(u); free(swb); free(mwb); free(meta);
+    }
+    free(qa); free(dx); free(bs32); free(bs16);
+    return err;
+}
+
 /* ---- entry points ------------------------------------------------------------------------------------------ */
 
 int hq_supported(int t) { qinfo qi; return type_info(t, &qi); }
@@ -401,13 +779,15 @@ int hq_avx512(void) {
 #endif
 }
 
-static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
 /* Y[B, n_out] = X[B, n_in] @ W[n_out, n_in]^T; W row-major GGUF blocks. Returns 0 on success. */
 int hq_matmul(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
               int nthreads) {
     qinfo qi;
     if (!type_info(t, &qi) || n_in % qi.block != 0 || B <= 0 || n_out <= 0) return 1;
+    if (nthreads < 1) nthreads = 1;
+    if (B * n_out * n_in < (1 << 15)) nthreads = 1;
+    if (qi.block == 32) return matmul32(t, W, n_out, n_in, X, B, Y, nthreads, &qi);
+    if (t == T_Q6_K || (t == T_Q4_K && n_out % 8 == 0)) return matmul_k_exact(t, W, n_out, n_in, X, B, Y, nthreads, &qi);
     const int G = qi.group;
     const int64_t ng = n_in / G, nb = n_in / qi.block, row_bytes = nb * qi.size;
     const int64_t qstride = round_up(n_in, 64) + 64, gstride = round_up(ng, 16);

@@ -1,0 +1,314 @@
+"""Bit-exact PyTorch reproductions of llama.cpp's CPU arithmetic (ggml-cpu, x86-64 AVX-512 build, flash attention off,
+f16 KV cache) for every operation of a forward pass except the quantized matmuls.
+
+llama.cpp re-quantizes each matmul input to 8 bits, so a one-ulp difference anywhere can flip a rounding later and the
+logits drift; reproducing ggml's exact order of operations and roundings is how hogar's logits match llama.cpp's.
+Each function names the ggml function it reproduces. Inputs and outputs are float32 unless said otherwise.
+
+Tools used throughout:
+- a float32 product of two float32 numbers is exact in float64, so an FMA is emulated in float64 plus a correction
+  that makes the final rounding to float32 a single correct rounding (`fma`);
+- float64 sqrt / division of float32 operands, rounded to float32, are correctly rounded float32 results;
+- products of two float16 values are exact in float32, so an FMA over f16 inputs is a float32 add of the product.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+
+import torch
+
+# --------------------------------------------------------------------------------------------------------------------
+# exact scalar building blocks
+
+
+def fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """float32 fused multiply-add round(a*b + c), rounded once (what _mm512_fmadd_ps and GCC-contracted C compute).
+
+    a*b is exact in float64; the float64 sum s may be inexact, and rounding s again to float32 is wrong only when s
+    lands exactly on a float32 rounding midpoint: then s is nudged one float64 ulp toward the true value (TwoSum error)."""
+    p = a.double() * b.double()
+    cd = c.double()
+    s = p + cd
+    bb = s - p
+    err = (p - (s - bb)) + (cd - bb)
+    bits = s.view(torch.int64)
+    mid = ((bits & 0x1FFFFFFF) == 0x10000000) & (err != 0)
+    if bool(mid.any()):
+        step = torch.where((err > 0) == (s > 0), 1, -1)
+        s = torch.where(mid, (bits + step).view(torch.float64), s)
+    return s.float()
+
+
+def reduce_add_16(x: torch.Tensor) -> torch.Tensor:
+    """_mm512_reduce_add_ps as GCC expands it, over the last dimension (16 lanes): halves 8+8, 4+4, then (0+2, 1+3),
+    then 0+1."""
+    a = x[..., 8:16] + x[..., 0:8]
+    b = a[..., 4:8] + a[..., 0:4]
+    c = b[..., 0:2] + b[..., 2:4]
+    return c[..., 0] + c[..., 1]
+
+
+def _f32(v: float) -> float:
+    return float(torch.tensor(v, dtype=torch.float32))
+
+
+_EXP = {k: float.fromhex(v) for k, v in dict(r="0x1.8p23", l2e="0x1.715476p+0", ln2hi="0x1.62e4p-1",
+                                              ln2lo="0x1.7f7d1cp-20", c5="0x1.0e4020p-7", c4="0x1.573e2ep-5",
+                                              c3="0x1.555e66p-3", c2="0x1.fffdb6p-2", c1="0x1.ffffecp-1").items()}
+
+
+def v_expf(x: torch.Tensor) -> torch.Tensor:
+    """ggml_v_expf (ggml-cpu/vec.h, __AVX512F__ variant): exp by range reduction and a degree-5 polynomial, all FMAs."""
+    def k(name: str) -> torch.Tensor:
+        return torch.full_like(x, _EXP[name])
+
+    r = k("r")
+    z = fma(x, k("l2e"), r)
+    n = z - r
+    b = fma(-n, k("ln2lo"), fma(-n, k("ln2hi"), x))
+    u = b * b
+    j = fma(fma(fma(k("c5"), b, k("c4")), u, fma(k("c3"), b, k("c2"))), u, fma(k("c1"), b, torch.ones_like(x)))
+    res = torch.ldexp(j, n)  # _mm512_scalef_ps(j, n): n is integral
+    big = n.abs() > 192
+    if bool(big.any()):
+        res = torch.where(big, torch.where(n <= 0, torch.zeros_like(x), torch.full_like(x, math.inf)), res)
+    return res
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# normalization and activations
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """ggml_compute_forward_rms_norm_f32, then ggml_mul by the weight (fused or not, the same arithmetic):
+    sum += (double)(x*x) sequentially; mean = (float)(sum/n); scale = 1.0f/sqrtf(mean + eps); y = (x*scale)*w."""
+    n = x.shape[-1]
+    ss = (x * x).double().cumsum(-1)[..., -1:]  # cumsum: a sequential float64 sum, like the C loop
+    mean = (ss / n).float()
+    root = (mean + _f32(eps)).double().sqrt().float()  # correctly rounded sqrtf
+    scale = (1.0 / root.double()).float()  # correctly rounded float32 division
+    y = x * scale
+    return y * weight if weight is not None else y
+
+
+def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """ggml_vec_swiglu_f32 (AVX-512): ggml_v_silu(g) * up, with ggml_v_silu(x) = x / (1 + ggml_v_expf(0 - x)).
+    (The scalar tail for rows whose length is not a multiple of 16 uses expf; hogar's models have multiples of 16.)"""
+    e = v_expf(0.0 - gate)
+    return gate / (1.0 + e) * up
+
+
+_GELU_TABLE: torch.Tensor | None = None
+
+
+def _libm() -> ctypes.CDLL:
+    lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    for fn in ("cosf", "sinf", "tanhf"):
+        getattr(lib, fn).restype = ctypes.c_float
+        getattr(lib, fn).argtypes = [ctypes.c_float]
+    lib.powf.restype = ctypes.c_float
+    lib.powf.argtypes = [ctypes.c_float, ctypes.c_float]
+    return lib
+
+
+LIBM = _libm()
+
+
+def gelu_table() -> torch.Tensor:
+    """ggml_table_gelu_f16 (built in ggml_cpu_init): for every f16 value h, (f16) ggml_gelu_f32(h) with
+    ggml_gelu_f32(x) = 0.5f*x*(1.0f + tanhf(SQRT_2_OVER_PI*x*(1.0f + GELU_COEF_A*x*x))) in float32, glibc tanhf,
+    with GCC contracting 1.0f + (GELU_COEF_A*x)*x into an FMA (checked against the table of the shipped library).
+    Returned as float32 [65536], indexed by the f16 bit pattern."""
+    global _GELU_TABLE
+    if _GELU_TABLE is None:
+        h = torch.arange(65536, dtype=torch.int32).to(torch.int16).view(torch.float16).float()
+        a, c = _f32(0.044715), _f32(0.79788456080286535587989211986876)
+        inner = (c * h) * fma(a * h, h, torch.ones_like(h))
+        finite = torch.isfinite(inner)
+        vals = inner.masked_fill(~finite, 0.0).tolist()
+        th = torch.tensor([LIBM.tanhf(v) for v in vals], dtype=torch.float32)
+        th = torch.where(finite, th, torch.sign(inner).nan_to_num(nan=math.nan))
+        g = (0.5 * h) * (1.0 + th)
+        _GELU_TABLE = g.half().float()
+    return _GELU_TABLE
+
+
+def geglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """ggml_vec_geglu_f32 with GGML_GELU_FP16: x <= -10 -> 0; x >= 10 -> x*g; else table[(f16)x] * g."""
+    idx = gate.half().view(torch.int16).to(torch.int64) & 0xFFFF
+    y = gelu_table().to(gate.device)[idx] * up
+    y = torch.where(gate >= 10.0, gate * up, y)
+    return torch.where(gate <= -10.0, torch.zeros_like(y), y)
+
+
+def scale(x: torch.Tensor, s: float) -> torch.Tensor:
+    """ggml_scale (ggml_vec_scale_f32): x * (float)s."""
+    return x * _f32(s)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# rotary position embedding
+
+ROPE_NORM = "norm"
+ROPE_NEOX = "neox"
+
+_ROPE_TABLES: dict[tuple[float, int, float], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def rope_table(n_rot: int, base: float, n_pos: int, freq_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """ggml_rope_cache_init (ext_factor 0, attn_factor 1, no freq factors): for position p, theta = (float)p, and for
+    each pair i: cos/sin = glibc cosf/sinf(freq_scale * theta), theta *= theta_scale (float32), with
+    theta_scale = powf(base, -2.0f/n_dims). Returns cos, sin [>= n_pos, n_rot/2], cached and grown as needed."""
+    key = (float(base), n_rot, float(freq_scale))
+    have = _ROPE_TABLES.get(key)
+    if have is not None and have[0].shape[0] >= n_pos:
+        return have
+    start = 0 if have is None else have[0].shape[0]
+    end = max(n_pos, 2 * start, 64)
+    ts = torch.tensor(LIBM.powf(float(base), _f32(-2.0 / n_rot) if n_rot else 0.0), dtype=torch.float32)
+    fs = torch.tensor(freq_scale, dtype=torch.float32)
+    theta = torch.arange(start, end, dtype=torch.float32)
+    cols_c, cols_s = [], []
+    for _ in range(n_rot // 2):
+        t = (fs * theta if freq_scale != 1.0 else theta).tolist()
+        cols_c.append([LIBM.cosf(v) for v in t])
+        cols_s.append([LIBM.sinf(v) for v in t])
+        theta = theta * ts
+    cos = torch.tensor(cols_c, dtype=torch.float32).T.contiguous()
+    sin = torch.tensor(cols_s, dtype=torch.float32).T.contiguous()
+    if have is not None:
+        cos, sin = torch.cat((have[0], cos)), torch.cat((have[1], sin))
+    _ROPE_TABLES[key] = (cos, sin)
+    return cos, sin
+
+
+def rope_cos_sin(n_rot: int, base: float, positions: torch.Tensor, freq_scale: float = 1.0):
+    """cos/sin [*positions.shape, n_rot/2] of ggml's rope cache for these positions."""
+    cos, sin = rope_table(n_rot, base, int(positions.max()) + 1, freq_scale)
+    idx = positions.cpu()
+    return cos[idx].to(positions.device), sin[idx].to(positions.device)
+
+
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mode: str) -> torch.Tensor:
+    """ggml_compute_forward_rope_flt / rotate_pairs, x: [B, T, H, D], cos/sin [B, T, n_rot/2]. GCC contracts
+    x0*cos - x1*sin and x0*sin + x1*cos into fma(x0, cos, -(x1*sin)) and fma(x0, sin, x1*cos).
+    NORM mode rotates adjacent pairs, NEOX mode (x_i, x_{i+n_rot/2}); dimensions past n_rot pass through."""
+    n_rot = cos.shape[-1] * 2
+    rot, rest = x[..., :n_rot], x[..., n_rot:]
+    c, s = cos.unsqueeze(2), sin.unsqueeze(2)
+    if mode == ROPE_NORM:
+        x0, x1 = rot[..., 0::2], rot[..., 1::2]
+    else:
+        x0, x1 = rot[..., : n_rot // 2], rot[..., n_rot // 2 :]
+    c, s = c.expand_as(x0), s.expand_as(x0)
+    o0 = fma(x0, c, -(x1 * s))
+    o1 = fma(x0, s, x1 * c)
+    out = torch.stack((o0, o1), dim=-1).flatten(-2) if mode == ROPE_NORM else torch.cat((o0, o1), dim=-1)
+    return torch.cat((out, rest), dim=-1) if rest.shape[-1] else out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# attention (no flash attention): KQ = mul_mat(K f16, Q -> f16), soft_max_ext, KQV = mul_mat(V^T f16, P -> f16)
+
+
+def _dot_tinyblas(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """llamafile tinyBLAS<16, __m512> on f16 (used by ggml mul_mat when the batch has >= 2 columns):
+    a [..., M, K], b [..., N, K] (f16 values held in float32) -> [..., N, M]. Each of 16 lanes accumulates
+    k = lane, lane+16, ... by FMA (f16 products are exact, so FMA == add), then _mm512_reduce_add_ps."""
+    K = a.shape[-1]
+    av = a.reshape(*a.shape[:-1], K // 16, 16)
+    bv = b.reshape(*b.shape[:-1], K // 16, 16)
+    acc = bv[..., :, None, 0, :] * av[..., None, :, 0, :]
+    for i in range(1, K // 16):
+        acc.addcmul_(bv[..., :, None, i, :], av[..., None, :, i, :])
+    return reduce_add_16(acc)
+
+
+def _dot_vec_f16(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """ggml_vec_dot_f16 (AVX-512; ggml's mul_mat path for a single column), for every (column of b, row of a):
+    a [..., M, K], b [..., N, K] -> [..., N, M]. Four 16-lane accumulators sum[j] take k = 64*i + 16*j + lane by FMA
+    in order of i; (sum0+sum2)+(sum1+sum3), _mm512_reduce_add_ps, then the K % 64 leftover products added in double."""
+    K = a.shape[-1]
+    n64 = K - K % 64
+    out = None
+    if n64:
+        av = a[..., None, :, :n64].unflatten(-1, (n64 // 64, 64))
+        bv = b[..., :, None, :n64].unflatten(-1, (n64 // 64, 64))
+        acc = av[..., 0, :] * bv[..., 0, :]
+        for i in range(1, n64 // 64):
+            acc = acc.addcmul_(av[..., i, :], bv[..., i, :])
+        s = (acc[..., 0:16] + acc[..., 32:48]) + (acc[..., 16:32] + acc[..., 48:64])
+        out = reduce_add_16(s)
+    if n64 == K:
+        return out
+    rest = (a[..., None, :, n64:] * b[..., :, None, n64:]).double()  # [..., N, M, K % 64]
+    if out is not None:
+        rest = torch.cat((out.double().unsqueeze(-1), rest), dim=-1)
+    return rest.cumsum(-1)[..., -1].float()
+
+
+def _mul_mat_f16(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """ggml_mul_mat(a f16 [.., M, K], b [.., N, K] converted to f16) -> [.., N, M] on the path llama.cpp takes:
+    llamafile's tinyBLAS when N >= 2, K % 16 == 0 and M % 4 == 0, else ggml_vec_dot_f16 per output."""
+    b = b.half().float()
+    N, M, K = b.shape[-2], a.shape[-2], a.shape[-1]
+    if N >= 2 and K % 16 == 0 and M % 4 == 0:
+        return _dot_tinyblas(a, b)
+    return _dot_vec_f16(a, b)
+
+
+def soft_max(kq: torch.Tensor, mask: torch.Tensor | None, kq_scale: float) -> torch.Tensor:
+    """ggml_compute_forward_soft_max_f32 (no ALiBi, no sinks): wp = kq*scale (+ mask: -inf where hidden);
+    e = ggml_v_expf(wp - max); sum = sequential double sum of _mm512_reduce_add_ps over 16-element chunks;
+    y = e * (float)(1.0/sum). The last dimension is a multiple of 16, aligned as ggml's is."""
+    wp = kq * _f32(kq_scale)
+    if mask is not None:
+        wp = wp.masked_fill(~mask, -math.inf)
+    mx = wp.amax(-1, keepdim=True)
+    e = v_expf(wp - mx)
+    S = e.shape[-1]
+    sums = reduce_add_16(e.view(*e.shape[:-1], S // 16, 16)).double().cumsum(-1)[..., -1:]
+    return e * (1.0 / sums).float()
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, kq_scale: float,
+              key_start: int = 0) -> torch.Tensor:
+    """llama.cpp's build_attn_mha without flash attention, on the CPU:
+    kq = mul_mat(k, q); kq = soft_max_ext(kq, mask, kq_scale); kqv = mul_mat(v^T, kq).
+    q: [B, T, H, D] float32; k, v: [B, K, Hkv, D] holding f16 values (the cache), keys for positions
+    key_start .. key_start+K-1; mask: bool [B, 1, T, K] (True = visible) or None. Returns [B, T, H * Dv].
+    Keys are padded with hidden zero keys so that lane/chunk positions match ggml's (key cell = position)."""
+    B, T, H, D = q.shape
+    K, Hkv, Dv = k.shape[1], k.shape[2], v.shape[-1]
+    front = key_start % 64
+    back = (-(front + K)) % 64
+    if front or back:
+        k = torch.nn.functional.pad(k, (0, 0, 0, 0, front, back))
+        v = torch.nn.functional.pad(v, (0, 0, 0, 0, front, back))
+        if mask is None:
+            mask = torch.ones(B, 1, T, K, dtype=torch.bool, device=q.device)
+        mask = torch.nn.functional.pad(mask, (front, back), value=False)
+    rep = H // Hkv  # query head h uses kv head h // rep
+    qh = q.view(B, T, Hkv, rep, D).permute(0, 2, 3, 1, 4)  # [B, Hkv, rep, T, D]
+    kh = k.transpose(1, 2)  # [B, Hkv, S, D]
+    vt = v.permute(0, 2, 3, 1)  # [B, Hkv, Dv, S]
+    kq = _per_head(kh, qh).reshape(B, H, T, -1)  # [B, H, T, S]
+    if mask is not None:
+        mask = mask.expand(B, H, T, mask.shape[-1])
+    p = soft_max(kq, mask, kq_scale)  # [B, H, T, S]
+    out = _per_head(vt, p.view(B, Hkv, rep, T, -1)).reshape(B, H, T, Dv)
+    return out.transpose(1, 2).reshape(B, T, H * Dv)
+
+
+def _per_head(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a [B, Hkv, M, K] shared by the rep query heads of b [B, Hkv, rep, N, K] -> [B, Hkv, rep, N, M]."""
+    if b.shape[-2] == 1:
+        return _mul_mat_f16(a.unsqueeze(2), b)
+    chunk = max(1, (1 << 22) // max(1, a.shape[-2] * 16 * a.shape[1]))  # bound the [.., N, M, 16] lane buffer
+    out = [torch.cat([_mul_mat_f16(a, b[:, :, r, n0:n0 + chunk]) for n0 in range(0, b.shape[-2], chunk)], dim=-2)
+           for r in range(b.shape[2])]
+    return torch.stack(out, dim=2)
+
