@@ -67,8 +67,15 @@ class Perplexity:
 
 
 class Model:
-    def __init__(self, path: Path, *, n_ctx: int | None = None, threads: int | None = None, device: str = "cpu",
-                 cache_type: str = "f16") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int | None = None,
+        threads: int | None = None,
+        device: str = "cpu",
+        cache_type: str = "f16",
+    ) -> None:
         if threads is None:
             threads = physical_cores()
         torch.set_num_threads(max(1, int(threads)))
@@ -79,7 +86,9 @@ class Model:
         self.metadata = meta
         # the file's template; else a built-in one for its architecture (Gemma 3 GGUFs often lack one); else ChatML
         source = meta.get("tokenizer.chat_template")
-        self.chat_template_origin = "file" if source else ("built-in" if self.args.arch in BUILTIN_TEMPLATES else "ChatML")
+        self.chat_template_origin = (
+            "file" if source else ("built-in" if self.args.arch in BUILTIN_TEMPLATES else "ChatML")
+        )
         self.chat_template = ChatTemplate(
             source or BUILTIN_TEMPLATES.get(self.args.arch),
             bos_token=self._token_text(self.tokenizer.bos_id),
@@ -90,7 +99,9 @@ class Model:
             raise HogarError(f"context size {n_ctx} is too small; use at least 8")
         self.n_ctx = n_ctx
         dtype = {"f16": torch.float16, "f32": torch.float32, "bf16": torch.bfloat16}[cache_type]
-        self.engine = Engine(self.arch, self.args, self.weights, self.tokenizer, n_ctx, device=device, cache_dtype=dtype)
+        self.engine = Engine(
+            self.arch, self.args, self.weights, self.tokenizer, n_ctx, device=device, cache_dtype=dtype
+        )
 
     def _token_text(self, tid: int | None) -> str:
         if tid is None:
@@ -122,8 +133,9 @@ class Model:
             raise HogarError(f"token id {bad[0]} is outside the vocabulary (0..{self.n_vocab - 1})")
         return ids
 
-    def generate(self, prompt: str | Sequence[int], *, stream: bool = False, **sampling: Any
-                 ) -> Completion | Iterator[Chunk]:
+    def generate(
+        self, prompt: str | Sequence[int], *, stream: bool = False, **sampling: Any
+    ) -> Completion | Iterator[Chunk]:
         ids = self._prompt_ids(prompt)
         if not ids:
             raise HogarError("the prompt is empty; give some text or token ids")
@@ -139,8 +151,9 @@ class Model:
         dropped = 0
         while True:
             text = self.chat_template.render(msgs, add_generation_prompt=True)
-            ids = self.tokenize(text, add_bos=not text.startswith(self._token_text(self.tokenizer.bos_id) or "\0"),
-                                parse_special=True)
+            ids = self.tokenize(
+                text, add_bos=not text.startswith(self._token_text(self.tokenizer.bos_id) or "\0"), parse_special=True
+            )
             if len(ids) + reserve < self.n_ctx:
                 return ids, dropped
             first = 1 if msgs and msgs[0]["role"] == "system" else 0
@@ -154,8 +167,9 @@ class Model:
                 del msgs[first]
             dropped += 1
 
-    def chat(self, messages: Sequence[Mapping[str, Any]], *, stream: bool = False, **sampling: Any
-             ) -> Completion | Iterator[Chunk]:
+    def chat(
+        self, messages: Sequence[Mapping[str, Any]], *, stream: bool = False, **sampling: Any
+    ) -> Completion | Iterator[Chunk]:
         params = sampling_params(**sampling)
         reserve = params.max_tokens if params.max_tokens > 0 else min(256, self.n_ctx // 4)
         ids, _ = self.chat_prompt(messages, reserve=reserve)
@@ -170,9 +184,7 @@ class Model:
             raise ContextOverflowError(f"perplexity window {n_ctx} is larger than the context {self.n_ctx}; raise -c")
         n_chunks = len(tokens) // n_ctx
         if n_chunks < 1 or len(tokens) < 2 * n_ctx:
-            raise HogarError(
-                f"the text is {len(tokens)} tokens; perplexity with -c {n_ctx} needs at least {2 * n_ctx}"
-            )
+            raise HogarError(f"the text is {len(tokens)} tokens; perplexity with -c {n_ctx} needs at least {2 * n_ctx}")
         first = n_ctx // 2
         nll = nll2 = 0.0
         count = 0

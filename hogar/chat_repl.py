@@ -9,13 +9,22 @@ from typing import Any
 
 from hogar.errors import HogarError
 
-HELP = ("/clear forgets the conversation, /exit (or Ctrl+D) leaves. End a line with \\ to continue on the next line; "
-        "Ctrl+C stops a reply.")
+HELP = (
+    "/clear forgets the conversation, /exit (or Ctrl+D) leaves. End a line with \\ to continue on the next line; "
+    "Ctrl+C stops a reply."
+)
 
 
 class ChatSession:
-    def __init__(self, model: Any, *, system: str | None, sampling: dict[str, Any],
-                 reverse_prompts: list[str], verbose: bool = False) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        system: str | None,
+        sampling: dict[str, Any],
+        reverse_prompts: list[str],
+        verbose: bool = False,
+    ) -> None:
         self.model, self.system, self.sampling = model, system, dict(sampling)
         if reverse_prompts:
             self.sampling["stop"] = tuple(reverse_prompts)
@@ -59,8 +68,9 @@ class ChatSession:
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                raise HogarError(f"stdin is not valid UTF-8 (byte {raw[e.start]:#04x}); convert the input to UTF-8") \
-                    from None
+                raise HogarError(
+                    f"stdin is not valid UTF-8 (byte {raw[e.start]:#04x}); convert the input to UTF-8"
+                ) from None
             if line.endswith("\\"):
                 pending.append(line[:-1])
                 continue
@@ -104,8 +114,11 @@ class ChatSession:
                 self.out.flush()
                 if chunk.completion is not None and self.verbose:
                     t = chunk.completion.timings
-                    print(f"[prompt {t.prompt_tokens} tokens, {t.prompt_tps:.1f} tok/s; reply {t.generated_tokens} "
-                          f"tokens, {t.generation_tps:.1f} tok/s]", file=sys.stderr)
+                    print(
+                        f"[prompt {t.prompt_tokens} tokens, {t.prompt_tps:.1f} tok/s; reply {t.generated_tokens} "
+                        f"tokens, {t.generation_tps:.1f} tok/s]",
+                        file=sys.stderr,
+                    )
         except KeyboardInterrupt:
             self.out.write(" [stopped]")
         except HogarError as e:

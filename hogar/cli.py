@@ -14,8 +14,14 @@ from hogar.errors import HogarError
 
 def _sampling_flags(p: argparse.ArgumentParser, *, n_default: int = -1) -> None:
     g = p.add_argument_group("sampling (llama.cpp's defaults)")
-    g.add_argument("-n", "--n-predict", dest="max_tokens", type=int, default=n_default,
-                   help="tokens to generate (-1: until end of generation or the context is full)")
+    g.add_argument(
+        "-n",
+        "--n-predict",
+        dest="max_tokens",
+        type=int,
+        default=n_default,
+        help="tokens to generate (-1: until end of generation or the context is full)",
+    )
     g.add_argument("--temp", dest="temperature", type=float, default=0.8, help="temperature (0: greedy)")
     g.add_argument("--top-k", type=int, default=40)
     g.add_argument("--top-p", type=float, default=0.95)
@@ -38,8 +44,20 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _sampling(a: argparse.Namespace) -> dict[str, Any]:
-    keys = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penalty", "repeat_last_n",
-            "presence_penalty", "frequency_penalty", "seed", "ignore_eos")
+    keys = (
+        "max_tokens",
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "typical_p",
+        "repeat_penalty",
+        "repeat_last_n",
+        "presence_penalty",
+        "frequency_penalty",
+        "seed",
+        "ignore_eos",
+    )
     return {k: getattr(a, k) for k in keys}
 
 
@@ -60,10 +78,19 @@ def cmd_run(a: argparse.Namespace) -> int:
     model = _load(a)
     if a.json:
         c = model.generate(prompt, **_sampling(a))
-        print(json.dumps({
-            "prompt_tokens": c.prompt_tokens, "tokens": c.tokens, "completion_tokens": len(c.tokens), "text": c.text,
-            "finish_reason": c.finish_reason, "timings": c.timings.as_dict(),
-        }, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "prompt_tokens": c.prompt_tokens,
+                    "tokens": c.tokens,
+                    "completion_tokens": len(c.tokens),
+                    "text": c.text,
+                    "finish_reason": c.finish_reason,
+                    "timings": c.timings.as_dict(),
+                },
+                ensure_ascii=False,
+            )
+        )
         return 0
     out = sys.stdout
     if not a.no_echo:
@@ -81,8 +108,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     out.write("\n")
     if completion is not None and a.verbose:
         t = completion.timings
-        print(f"\nprompt: {t.prompt_tokens} tokens, {t.prompt_tps:.1f} tok/s; generation: {t.generated_tokens} tokens, "
-              f"{t.generation_tps:.1f} tok/s", file=sys.stderr)
+        print(
+            f"\nprompt: {t.prompt_tokens} tokens, {t.prompt_tps:.1f} tok/s; generation: {t.generated_tokens} tokens, "
+            f"{t.generation_tps:.1f} tok/s",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -90,8 +120,9 @@ def cmd_chat(a: argparse.Namespace) -> int:
     from hogar.chat_repl import ChatSession
 
     model = _load(a)
-    session = ChatSession(model, system=a.system, sampling=_sampling(a), reverse_prompts=a.reverse_prompt or [],
-                          verbose=a.verbose)
+    session = ChatSession(
+        model, system=a.system, sampling=_sampling(a), reverse_prompts=a.reverse_prompt or [], verbose=a.verbose
+    )
     first = a.prompt if a.prompt and not a.interactive_first else None
     return session.run(first_message=first)
 
@@ -133,8 +164,17 @@ def cmd_perplexity(a: argparse.Namespace) -> int:
     model = _load(argparse.Namespace(**{**vars(a), "n_ctx": max(a.n_ctx or 512, 512) if a.n_ctx else 512}))
     result = model.perplexity(text, n_ctx=a.n_ctx or 512)
     if a.json:
-        print(json.dumps({"ppl": result.ppl, "error": result.error, "chunks": result.chunks, "n_ctx": result.n_ctx,
-                          "tokens_scored": result.n_tokens_scored}))
+        print(
+            json.dumps(
+                {
+                    "ppl": result.ppl,
+                    "error": result.error,
+                    "chunks": result.chunks,
+                    "n_ctx": result.n_ctx,
+                    "tokens_scored": result.n_tokens_scored,
+                }
+            )
+        )
         return 0
     print(" ".join(f"[{i + 1}]{p:.4f}," for i, p in enumerate(result.chunks)))
     print(f"Final estimate: PPL = {result.ppl:.4f} +/- {result.error:.5f}")
@@ -149,14 +189,16 @@ def cmd_bench(a: argparse.Namespace) -> int:
     a.n_ctx = max(a.n_ctx or 0, a.n_prompt + 1, a.n_gen + 1)
     model = _load(a)
     results = bench(model, a.n_prompt, a.n_gen, a.reps)
-    print(f"| model | threads | test | t/s |\n|---|---:|---|---:|")
+    print("| model | threads | test | t/s |\n|---|---:|---|---:|")
     for r in results:
         print(f"| {model.path.name} | {model.threads} | {r.test} | {r.mean:.2f} ± {r.sd:.2f} |")
     if a.json:
         out = {"model": str(model.path), "threads": model.threads}
         for r in results:
             key = "pp" if r.test.startswith("pp") else "tg"
-            out.update({f"{key}_tps": r.mean, f"{key}_sd": r.sd, f"{key}_tokens": r.n_tokens, f"{key}_samples": r.samples})
+            out.update(
+                {f"{key}_tps": r.mean, f"{key}_sd": r.sd, f"{key}_tokens": r.n_tokens, f"{key}_samples": r.samples}
+            )
         print(json.dumps(out))
     return 0
 
@@ -179,8 +221,9 @@ def _decode(data: bytes, what: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise HogarError(f"{what} is not valid UTF-8 (byte {data[e.start]:#04x} at offset {e.start}); "
-                         f"convert it to UTF-8 first") from None
+        raise HogarError(
+            f"{what} is not valid UTF-8 (byte {data[e.start]:#04x} at offset {e.start}); convert it to UTF-8 first"
+        ) from None
 
 
 def _read_text_file(path: str) -> str:
@@ -270,8 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - a user never sees a traceback; HOGAR_DEBUG=1 shows it
         if os.environ.get("HOGAR_DEBUG"):
             raise
-        print(f"hogar: internal error: {type(e).__name__}: {e} (run with HOGAR_DEBUG=1 for details and report it)",
-              file=sys.stderr)
+        print(
+            f"hogar: internal error: {type(e).__name__}: {e} (run with HOGAR_DEBUG=1 for details and report it)",
+            file=sys.stderr,
+        )
         return 3
 
 

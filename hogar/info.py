@@ -36,8 +36,11 @@ def model_info(model: str | os.PathLike[str] | None, n_ctx: int | None = None) -
     n_ctx = n_ctx or min(DEFAULT_N_CTX, args.n_ctx_train)
     kv_bytes = 2 * args.n_layer * n_ctx * args.n_head_kv * (args.head_dim + args.head_dim_v) // 2 * 2
     weight_bytes = sum(t.n_bytes for t in gf.tensors.values())
-    template = "in file" if meta.get("tokenizer.chat_template") else (
-        "none in file (built-in used)" if args.arch in BUILTIN_TEMPLATES else "none in file (ChatML used)")
+    template = (
+        "in file"
+        if meta.get("tokenizer.chat_template")
+        else ("none in file (built-in used)" if args.arch in BUILTIN_TEMPLATES else "none in file (ChatML used)")
+    )
     return {
         "file": str(path),
         "name": meta.get("general.name", path.stem),
@@ -54,6 +57,6 @@ def model_info(model: str | os.PathLike[str] | None, n_ctx: int | None = None) -
         "bits per weight": round(weight_bytes * 8 / max(n_params, 1), 2),
         "chat template": template,
         f"memory at context {n_ctx}": f"{_human(weight_bytes + kv_bytes + RUNTIME_OVERHEAD)} "
-                                      f"(weights {_human(weight_bytes)}, KV cache f16 {_human(kv_bytes)}, runtime ~"
-                                      f"{_human(RUNTIME_OVERHEAD)})",
+        f"(weights {_human(weight_bytes)}, KV cache f16 {_human(kv_bytes)}, runtime ~"
+        f"{_human(RUNTIME_OVERHEAD)})",
     }

@@ -58,9 +58,11 @@ def main() -> int:
         t = teacher_agreement(model, ref)
         ppl = perplexity(model)
         ref_ppl = ref["perplexity"]["ppl"]
-        print(f"{name}: greedy {full}/{len(g)} identical over {ref['n_greedy']} tokens (matching prefix lengths {g}); "
-              f"teacher-forced top-1 {t:.2%} over {len(ref['teacher']['ids'])} tokens; perplexity hogar {ppl:.4f} vs "
-              f"llama.cpp {ref_ppl:.4f} ({(ppl / ref_ppl - 1):+.2%})")
+        print(
+            f"{name}: greedy {full}/{len(g)} identical over {ref['n_greedy']} tokens (matching prefix lengths {g}); "
+            f"teacher-forced top-1 {t:.2%} over {len(ref['teacher']['ids'])} tokens; perplexity hogar {ppl:.4f} vs "
+            f"llama.cpp {ref_ppl:.4f} ({(ppl / ref_ppl - 1):+.2%})"
+        )
     return 0
 
 

@@ -23,7 +23,7 @@ os.environ.setdefault("HOGAR_MODELS", str(REPO / ".venv" / "models"))
 PROMPTS = [
     "The capital of France is",
     "Once upon a time, in a small village by the sea,",
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
     "<|im_start|>user\nWhat is the boiling point of water?<|im_end|>\n<|im_start|>assistant\n",
     "<start_of_turn>user\nName three primary colors.<end_of_turn>\n<start_of_turn>model\n",
     "El clima en España durante el verano es",
@@ -40,8 +40,15 @@ PPL_CTX = 512
 def record(name: str, path: Path) -> dict:
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, n_batch=512, logits_all=True, verbose=False,
-                          n_threads=os.cpu_count() or 2, seed=0)
+    llm = llama_cpp.Llama(
+        model_path=str(path),
+        n_ctx=2048,
+        n_batch=512,
+        logits_all=True,
+        verbose=False,
+        n_threads=os.cpu_count() or 2,
+        seed=0,
+    )
     out: dict = {"model": name, "llama_cpp_version": llama_cpp.__version__, "greedy": [], "n_greedy": N_GREEDY}
     for prompt in PROMPTS:
         ids = llm.tokenize(prompt.encode(), add_bos=True, special=True)
@@ -61,8 +68,14 @@ def record(name: str, path: Path) -> dict:
     scores = np.array(llm.scores[: len(ids)])
     out["teacher"] = {"ids": ids, "top1": scores.argmax(-1).tolist()}
 
-    llm_ppl = llama_cpp.Llama(model_path=str(path), n_ctx=PPL_CTX, n_batch=PPL_CTX, logits_all=True, verbose=False,
-                              n_threads=os.cpu_count() or 2)
+    llm_ppl = llama_cpp.Llama(
+        model_path=str(path),
+        n_ctx=PPL_CTX,
+        n_batch=PPL_CTX,
+        logits_all=True,
+        verbose=False,
+        n_threads=os.cpu_count() or 2,
+    )
     add_bos = llm_ppl.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
     tokens = llm_ppl.tokenize(text.encode(), add_bos=add_bos, special=False)
     n_chunks = len(tokens) // PPL_CTX
@@ -87,7 +100,13 @@ def record(name: str, path: Path) -> dict:
         running.append(math.exp(nll / count))
     mean = nll / count
     err = math.sqrt(max(nll2 / count - mean * mean, 0) / (count - 1)) * math.exp(mean)
-    out["perplexity"] = {"n_ctx": PPL_CTX, "ppl": math.exp(mean), "error": err, "chunks": running, "n_tokens": len(tokens)}
+    out["perplexity"] = {
+        "n_ctx": PPL_CTX,
+        "ppl": math.exp(mean),
+        "error": err,
+        "chunks": running,
+        "n_tokens": len(tokens),
+    }
     return out
 
 

@@ -61,10 +61,12 @@ def test_stop_string_and_eos(smol):
 
 
 def test_chat_remembers_turns(smol):
-    msgs = [{"role": "system", "content": "You are terse."},
-            {"role": "user", "content": "My name is Ana."},
-            {"role": "assistant", "content": "Nice to meet you, Ana."},
-            {"role": "user", "content": "What is my name?"}]
+    msgs = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "My name is Ana."},
+        {"role": "assistant", "content": "Nice to meet you, Ana."},
+        {"role": "user", "content": "What is my name?"},
+    ]
     reply = smol.chat(msgs, temperature=0, max_tokens=20)
     assert "Ana" in reply.text
 

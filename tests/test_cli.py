@@ -17,8 +17,13 @@ ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
 
 
 def hogar(*args: str, stdin: bytes | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hogar", *args], input=stdin if stdin is not None else b"",
-                          capture_output=True, timeout=timeout, env=ENV)
+    return subprocess.run(
+        [sys.executable, "-m", "hogar", *args],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        timeout=timeout,
+        env=ENV,
+    )
 
 
 def assert_one_line_error(p: subprocess.CompletedProcess, *needles: str) -> str:
@@ -51,7 +56,9 @@ def test_chat_from_piped_stdin_remembers_turns():
     assert p.returncode == 0, p.stderr.decode()
     replies = [ln for ln in p.stdout.decode().splitlines() if ln.strip()]
     assert len(replies) == 2
-    sizes = [(int(m[0]), int(m[1])) for m in re.findall(r"\[prompt (\d+) tokens.*?reply (\d+) tokens", p.stderr.decode())]
+    sizes = [
+        (int(m[0]), int(m[1])) for m in re.findall(r"\[prompt (\d+) tokens.*?reply (\d+) tokens", p.stderr.decode())
+    ]
     assert len(sizes) == 2
     (p1, r1), (p2, _) = sizes
     assert p2 > p1 + r1  # the second prompt holds the first exchange
@@ -83,6 +90,7 @@ def test_perplexity_json(tmp_path):
 
 
 # ---- bad input -------------------------------------------------------------------------------------------------
+
 
 def test_missing_file():
     assert_one_line_error(hogar("run", "/nonexistent/model.gguf", "-p", "hi"), "no such file")

@@ -22,7 +22,9 @@ def test_incremental_decode_matches_full_forward(tiny_model, arch):
     eng = model.engine
     eng.slot_tokens[0] = []
     steps = [eng.forward([t], 0, i)[-1].numpy() for i, t in enumerate(ids)]
-    np.testing.assert_allclose(np.stack(steps), full, rtol=1e-4, atol=1e-4)
+    # llama.cpp rounds differently in decode (vec_dot) and prefill (tinyBLAS) and hogar reproduces both, so the two
+    # paths agree to f16-attention precision, not bit for bit; a cache bug would be off by whole units
+    np.testing.assert_allclose(np.stack(steps), full, rtol=5e-3, atol=5e-3)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -67,8 +69,7 @@ def test_prefix_reuse_gives_same_text(tiny_model):
     model = hogar.load(tiny_model("llama"), n_ctx=64)
     a = model.generate([1, 2, 3, 4, 5, 6], temperature=0, max_tokens=8, ignore_eos=True)
     b = model.generate([1, 2, 3, 4, 9, 9], temperature=0, max_tokens=8, ignore_eos=True)  # reuses 4 cached tokens
-    fresh = hogar.load(model.path, n_ctx=64).generate([1, 2, 3, 4, 9, 9], temperature=0, max_tokens=8,
-                                                        ignore_eos=True)
+    fresh = hogar.load(model.path, n_ctx=64).generate([1, 2, 3, 4, 9, 9], temperature=0, max_tokens=8, ignore_eos=True)
     assert b.tokens == fresh.tokens
     assert len(a.tokens) == 8
 

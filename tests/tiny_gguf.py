@@ -23,11 +23,23 @@ def _byte_vocab() -> list[str]:
     return [chr(table[b]) for b in range(256)]
 
 
-def write_tiny(path: Path, arch: str = "llama", *, n_embd: int = 64, n_layer: int = 2, n_head: int = 4,
-               n_head_kv: int = 2, n_ff: int = 96, head_dim: int | None = None, qtype: GGMLQuantizationType =
-               GGMLQuantizationType.F32, sliding_window: int = 4, seed: int = 0, extra_tensors: dict | None = None,
-               truncate_to: int | None = None,
-               raw_types: dict[str, GGMLQuantizationType] | None = None) -> Path:
+def write_tiny(
+    path: Path,
+    arch: str = "llama",
+    *,
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    n_ff: int = 96,
+    head_dim: int | None = None,
+    qtype: GGMLQuantizationType = GGMLQuantizationType.F32,
+    sliding_window: int = 4,
+    seed: int = 0,
+    extra_tensors: dict | None = None,
+    truncate_to: int | None = None,
+    raw_types: dict[str, GGMLQuantizationType] | None = None,
+) -> Path:
     rng = np.random.default_rng(seed)
     tokens = _byte_vocab() + ["Ġt", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     n_vocab = len(tokens)
@@ -55,7 +67,9 @@ def write_tiny(path: Path, arch: str = "llama", *, n_embd: int = 64, n_layer: in
     w.add_add_bos_token(False)
 
     def tensor(name: str, shape: tuple[int, ...], scale: float = 0.5, norm: bool = False) -> None:
-        data = (1.0 + 0.1 * rng.standard_normal(shape) if norm else scale * rng.standard_normal(shape)).astype(np.float32)
+        data = (1.0 + 0.1 * rng.standard_normal(shape) if norm else scale * rng.standard_normal(shape)).astype(
+            np.float32
+        )
         if raw_types and name in raw_types:  # random bytes in any type, e.g. one hogar cannot run
             block, type_size = GGML_QUANT_SIZES[raw_types[name]]
             raw = rng.integers(0, 256, (shape[0], shape[-1] // block * type_size), dtype=np.uint8)

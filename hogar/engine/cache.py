@@ -17,14 +17,31 @@ def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: str | torch.devic
 
 
 class KVCache:
-    def __init__(self, n_layer: int, n_slots: int, n_ctx: int, n_head_kv: int, head_dim: int, head_dim_v: int,
-                 dtype: torch.dtype = torch.float16, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        n_layer: int,
+        n_slots: int,
+        n_ctx: int,
+        n_head_kv: int,
+        head_dim: int,
+        head_dim_v: int,
+        dtype: torch.dtype = torch.float16,
+        device: str | torch.device = "cpu",
+    ) -> None:
         self.n_ctx, self.n_slots, self.dtype = n_ctx, n_slots, dtype
         self.k = [_zeros((n_slots, n_ctx, n_head_kv, head_dim), dtype, device) for _ in range(n_layer)]
         self.v = [_zeros((n_slots, n_ctx, n_head_kv, head_dim_v), dtype, device) for _ in range(n_layer)]
 
-    def update(self, il: int, rows: torch.Tensor, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               key_start: int, key_end: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self,
+        il: int,
+        rows: torch.Tensor,
+        positions: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        key_start: int,
+        key_end: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write k, v [B, T, Hkv, D] at positions [B, T] of the given slot rows; return keys/values [key_start, key_end)
         of those rows as float32 [B, key_end - key_start, Hkv, D]."""
         kc, vc = self.k[il], self.v[il]

@@ -65,12 +65,29 @@ class Chunk:
 
 
 class Engine:
-    def __init__(self, arch: Any, args: Any, weights: Any, tokenizer: Any, n_ctx: int, n_slots: int = 1,
-                 device: str | torch.device = "cpu", cache_dtype: torch.dtype = torch.float16) -> None:
+    def __init__(
+        self,
+        arch: Any,
+        args: Any,
+        weights: Any,
+        tokenizer: Any,
+        n_ctx: int,
+        n_slots: int = 1,
+        device: str | torch.device = "cpu",
+        cache_dtype: torch.dtype = torch.float16,
+    ) -> None:
         self.arch, self.args, self.weights, self.tokenizer = arch, args, weights, tokenizer
         self.n_ctx, self.device = n_ctx, torch.device(device)
-        self.cache = KVCache(args.n_layer, n_slots, n_ctx, args.n_head_kv, args.head_dim, args.head_dim_v,
-                             dtype=cache_dtype, device=self.device)
+        self.cache = KVCache(
+            args.n_layer,
+            n_slots,
+            n_ctx,
+            args.n_head_kv,
+            args.head_dim,
+            args.head_dim_v,
+            dtype=cache_dtype,
+            device=self.device,
+        )
         self.slot_tokens: list[list[int]] = [[] for _ in range(n_slots)]  # what each slot's cache holds
 
     @torch.inference_mode()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -89,8 +90,9 @@ class Architecture(Protocol):
         """(required, optional) GGUF tensor names."""
         ...
 
-    def forward(self, args: Args, w: Callable[[str], Any], tokens: torch.Tensor, ctx: Any,
-                keep: slice | None = None) -> torch.Tensor:
+    def forward(
+        self, args: Args, w: Callable[[str], Any], tokens: torch.Tensor, ctx: Any, keep: slice | None = None
+    ) -> torch.Tensor:
         """tokens [B, T] -> logits [B, T', n_vocab] for the positions `keep` selects (all by default)."""
         ...
 

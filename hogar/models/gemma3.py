@@ -4,7 +4,8 @@ GELU-tanh gated FFN, post-attention and post-FFN norms, embeddings scaled by sqr
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

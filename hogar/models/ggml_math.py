@@ -32,13 +32,13 @@ def fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     p = a.double() * b.double()
     cd = c.double()
     s = p + cd
-    bb = s - p
-    err = (p - (s - bb)) + (cd - bb)
     bits = s.view(torch.int64)
-    mid = ((bits & 0x1FFFFFFF) == 0x10000000) & (err != 0)
+    mid = (bits & 0x1FFFFFFF) == 0x10000000  # rare: only then is the TwoSum error needed
     if bool(mid.any()):
+        bb = s - p
+        err = (p - (s - bb)) + (cd - bb)
         step = torch.where((err > 0) == (s > 0), 1, -1)
-        s = torch.where(mid, (bits + step).view(torch.float64), s)
+        s = torch.where(mid & (err != 0), (bits + step).view(torch.float64), s)
     return s.float()
 
 

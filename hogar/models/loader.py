@@ -1,4 +1,4 @@
-"""GGUF file -> (architecture, hyperparameters, weights): checks everything a user could get wrong, copies nothing big."""
+"""GGUF file -> (architecture, hyperparameters, weights): checks what a user could get wrong, copies nothing big."""
 
 from __future__ import annotations
 
