@@ -13,10 +13,27 @@ import pytest
 import torch
 
 from hogar.models import ggml_math as G
+from hogar.models import ops_c
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODELS = ["smollm2", "gemma3"]
 STEPS = ["pre", "dec"]
+
+
+@pytest.fixture(autouse=True, params=["c", "torch"])
+def impl(request):
+    """Every test runs on both implementations: the C ops (hogar.models.ops_c) and the PyTorch emulation."""
+    if request.param == "c" and ops_c.lib() is None:
+        pytest.skip("C ggml ops could not be built")
+    old = ops_c.set_enabled(request.param == "c")
+    G._ROPE_TABLES.clear()
+    G._GELU_TABLE = None
+    try:
+        yield request.param
+    finally:
+        ops_c.set_enabled(old)
+        G._ROPE_TABLES.clear()
+        G._GELU_TABLE = None
 
 
 def fixture(name: str) -> dict[str, np.ndarray]:
@@ -109,3 +126,109 @@ def test_v_expf_limits():
     y = G.v_expf(x)
     assert y[0] == 0 and y[1] == 0 and y[2] == 1 and y[4] == math.inf
     assert abs(y[3].item() - math.e) < 1e-6
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the C ops against the PyTorch emulation on random inputs, beyond the recorded shapes
+
+
+def c_vs_torch(fn, *args):
+    """fn(*args) with the C ops and with the PyTorch emulation."""
+    if ops_c.lib() is None:
+        pytest.skip("C ggml ops could not be built")
+    old = ops_c.set_enabled(True)
+    try:
+        G._ROPE_TABLES.clear()
+        c = fn(*args)
+        ops_c.set_enabled(False)
+        G._ROPE_TABLES.clear()
+        ref = fn(*args)
+    finally:
+        ops_c.set_enabled(old)
+        G._ROPE_TABLES.clear()
+    return c, ref
+
+
+def assert_same(got: torch.Tensor, want: torch.Tensor, zero_sign: bool = False) -> None:
+    """Bit equality (NaNs equal); with zero_sign, +0 and -0 also count as equal."""
+    assert got.shape == want.shape and got.dtype == want.dtype
+    if zero_sign:
+        bad = ~((got == want) | (got.isnan() & want.isnan()))
+    else:
+        bad = got.view(torch.int32) != want.view(torch.int32)
+    assert not bool(bad.any()), f"{int(bad.sum())} of {bad.numel()} differ: {got[bad][:4]} vs {want[bad][:4]}"
+
+
+def _random(shape, seed, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g) * scale
+
+
+def test_c_v_expf(impl):
+    if impl != "c":
+        pytest.skip("C only")
+    x = torch.cat((_random(4096, 0, 30.0), torch.tensor([-math.inf, math.inf, -88.0, 88.7, 88.8, -103.0, -87.5,
+                                                        -150.0, 192.0, -192.0, 0.0, -0.0, 1e-30, -1e-30, 89.0,
+                                                        math.nan])))
+    c, ref = c_vs_torch(G.v_expf, x)
+    assert_same(c, ref)
+
+
+def test_c_reduce16x16(impl):
+    if impl != "c":
+        pytest.skip("C only")
+    v = _random((16, 16), 1) * torch.logspace(-10, 10, 16)
+    assert_same(ops_c.reduce16x16(v), G.reduce_add_16(v))
+
+
+@pytest.mark.parametrize("n", [64, 576, 640, 1000])
+def test_c_rms_norm_swiglu_geglu(impl, n):
+    if impl != "c":
+        pytest.skip("C only")
+    x, w = _random((3, n), 2, 3.0), _random(n, 3)
+    assert_same(*c_vs_torch(G.rms_norm, x, w, 1e-6))
+    assert_same(*c_vs_torch(G.rms_norm, x, None, 1e-5))
+    if n % 16 == 0:  # the PyTorch emulation has no scalar tail
+        g, u = _random((3, n), 4, 4.0), _random((3, n), 5)
+        assert_same(*c_vs_torch(G.swiglu, g, u))
+    g, u = _random((3, n), 4, 6.0), _random((3, n), 5)
+    assert_same(*c_vs_torch(G.geglu, g, u))
+
+
+@pytest.mark.parametrize("mode", [G.ROPE_NORM, G.ROPE_NEOX])
+@pytest.mark.parametrize("n_rot,D,freq_scale", [(64, 64, 1.0), (32, 64, 1.0), (256, 256, 0.25)])
+def test_c_rope(impl, mode, n_rot, D, freq_scale):
+    if impl != "c":
+        pytest.skip("C only")
+    pos = torch.tensor([[0, 1, 2, 700, 1500, 4095]])
+    x = _random((1, 6, 3, D), 6, 2.0)
+
+    def run(x, pos):
+        cos, sin = G.rope_cos_sin(n_rot, 10000.0, pos, freq_scale)
+        return torch.cat((cos.flatten(), sin.flatten(), G.rope(x, cos, sin, mode).flatten()))
+
+    assert_same(*c_vs_torch(run, x, pos))
+
+
+@pytest.mark.parametrize("T,K,key_start,H,Hkv,D,window", [
+    (1, 130, 0, 9, 3, 64, 0),      # decode, SmolLM2-like
+    (1, 100, 70, 4, 1, 256, 0),    # decode, Gemma-like, keys from an unaligned position
+    (1, 40, 0, 2, 2, 80, 0),       # decode, head size not a multiple of 64 (leftover in double)
+    (5, 45, 40, 9, 3, 64, 0),      # prefill continuing a cache (tinyBLAS)
+    (37, 37, 0, 4, 1, 256, 16),    # prefill with a sliding window
+    (6, 30, 0, 2, 1, 72, 0),       # prefill, head size not a multiple of 16 (ggml_vec_dot_f16 path)
+])
+def test_c_attention(impl, T, K, key_start, H, Hkv, D, window):
+    if impl != "c":
+        pytest.skip("C only")
+    q = _random((1, T, H, D), 7)
+    k = _random((1, K, Hkv, D), 8, 2.0).half().float()
+    v = _random((1, K, Hkv, D), 9).half().float()
+    qpos = torch.arange(key_start + K - T, key_start + K)
+    diff = qpos[:, None] - torch.arange(key_start, key_start + K)[None]
+    vis = (diff >= 0) & ((diff < window) if window else True)
+    mask = None if T == 1 and not window else vis[None, None]
+    c, ref = c_vs_torch(G.attention, q, k, v, mask, 0.125, key_start)
+    assert_same(c, ref, zero_sign=True)  # ggml's accumulators start at +0, the emulation's at the first product
+    c16 = G.attention_f16(q, k.half(), v.half(), mask, 0.125, key_start)
+    assert_same(c16, c)

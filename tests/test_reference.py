@@ -1,8 +1,8 @@
 """hogar against llama.cpp's recorded outputs on the two real models (fixtures from scripts/record_reference.py).
 
-The issue's targets are 9/10 identical greedy continuations and 99% teacher-forced top-1 agreement; hogar measures
-~95% top-1 (llama.cpp agrees with itself only 95-97% across its own settings: flash attention, f32 KV, batch size),
-so the thresholds below guard what is reached today rather than the target. Perplexity meets its 1% target."""
+Targets: 9/10 identical 48-token greedy continuations, 99% teacher-forced top-1 agreement over 512 tokens, perplexity
+within 1%. hogar reproduces llama.cpp's CPU arithmetic (8-bit activations, summation orders, f16 attention), so on
+SmolLM2 all three are exact. Gemma 3 is not there yet (see MIN_* below): those thresholds guard what is reached."""
 
 from __future__ import annotations
 
@@ -30,13 +30,17 @@ def test_perplexity_within_one_percent(case):
     assert abs(ppl / ref["perplexity"]["ppl"] - 1) < 0.01, (name, ppl, ref["perplexity"]["ppl"])
 
 
+MIN_TOP1 = {"smollm2": 0.99, "gemma3": 0.94}
+MIN_GREEDY_IDENTICAL = {"smollm2": 9, "gemma3": 1}
+
+
 def test_teacher_forced_top1(case):
     name, model, ref = case
-    assert cr.teacher_agreement(model, ref) >= 0.94
+    assert cr.teacher_agreement(model, ref) >= MIN_TOP1[name]
 
 
 def test_greedy_continuations(case):
     name, model, ref = case
     matched = cr.greedy_matches(model, ref)
+    assert sum(n == ref["n_greedy"] for n in matched) >= MIN_GREEDY_IDENTICAL[name], matched
     assert sum(n > 0 for n in matched) >= 8, matched  # the first greedy token agrees
-    assert sum(matched) >= 100, matched  # of 480

@@ -72,6 +72,8 @@ class AttnContext:
     def __init__(self, positions: torch.Tensor, rows: torch.Tensor, cache) -> None:
         self.positions, self.rows, self.cache = positions, rows, cache
         self.p_min, self.p_max = int(positions.min()), int(positions.max())
+        # one cache row and consecutive positions (every engine forward): the keys/values are read in place, as f16
+        self._row = int(rows[0]) if rows.numel() == 1 and self.p_max - self.p_min + 1 == positions.shape[1] else None
         self._masks: dict[int, tuple[int, torch.Tensor | None]] = {}
 
     def _mask(self, window: int) -> tuple[int, torch.Tensor | None]:
@@ -90,5 +92,11 @@ class AttnContext:
 
     def attend(self, il: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, window: int) -> torch.Tensor:
         start, mask = self._mask(window)
+        kc, vc = self.cache.k[il], self.cache.v[il]
+        if self._row is not None and kc.dtype == vc.dtype == torch.float16 and kc.device.type == "cpu":
+            r, p0, p1 = self._row, self.p_min, self.p_max + 1
+            kc[r, p0:p1] = k[0]
+            vc[r, p0:p1] = v[0]
+            return G.attention_f16(q, kc[r : r + 1, start:p1], vc[r : r + 1, start:p1], mask, scale, start)
         ks, vs = self.cache.update(il, self.rows, self.positions, k, v, start, self.p_max + 1)
         return attention(q, ks, vs, mask, scale, start)

@@ -10,6 +10,10 @@ Tools used throughout:
   that makes the final rounding to float32 a single correct rounding (`fma`);
 - float64 sqrt / division of float32 operands, rounded to float32, are correctly rounded float32 results;
 - products of two float16 values are exact in float32, so an FMA over f16 inputs is a float32 add of the product.
+
+On the CPU each op runs as one call into hogar's C library (hogar.models.ops_c, csrc/ggml_ops.c: the same arithmetic
+with real FMAs and ggml's AVX-512 code); the PyTorch code here is the fallback (CUDA tensors, no C compiler) and the
+readable specification. tests/test_ggml_math.py checks both against llama.cpp's recorded outputs.
 """
 
 from __future__ import annotations
@@ -19,6 +23,17 @@ import ctypes.util
 import math
 
 import torch
+
+from hogar.models import ops_c
+
+
+def _c(*tensors: torch.Tensor | None) -> bool:
+    """True when the C ops apply: all tensors float32 on the CPU, and the library is built."""
+    for t in tensors:
+        if t is not None and (t.device.type != "cpu" or t.dtype != torch.float32):
+            return False
+    return ops_c.lib() is not None
+
 
 # --------------------------------------------------------------------------------------------------------------------
 # exact scalar building blocks
@@ -62,6 +77,9 @@ _EXP = {k: float.fromhex(v) for k, v in dict(r="0x1.8p23", l2e="0x1.715476p+0", 
 
 def v_expf(x: torch.Tensor) -> torch.Tensor:
     """ggml_v_expf (ggml-cpu/vec.h, __AVX512F__ variant): exp by range reduction and a degree-5 polynomial, all FMAs."""
+    if _c(x):
+        return ops_c.v_expf(x)
+
     def k(name: str) -> torch.Tensor:
         return torch.full_like(x, _EXP[name])
 
@@ -71,7 +89,10 @@ def v_expf(x: torch.Tensor) -> torch.Tensor:
     b = fma(-n, k("ln2lo"), fma(-n, k("ln2hi"), x))
     u = b * b
     j = fma(fma(fma(k("c5"), b, k("c4")), u, fma(k("c3"), b, k("c2"))), u, fma(k("c1"), b, torch.ones_like(x)))
-    res = torch.ldexp(j, n)  # _mm512_scalef_ps(j, n): n is integral
+    # _mm512_scalef_ps(j, n) = j * 2^n (n integral) rounded once; torch.ldexp multiplies by 2^n, which overflows for
+    # n = 128 (j < 1), so scale in two exact halves
+    n1 = torch.floor(n * 0.5)
+    res = torch.ldexp(torch.ldexp(j, n1), n - n1)
     big = n.abs() > 192
     if bool(big.any()):
         res = torch.where(big, torch.where(n <= 0, torch.zeros_like(x), torch.full_like(x, math.inf)), res)
@@ -85,6 +106,8 @@ def v_expf(x: torch.Tensor) -> torch.Tensor:
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
     """ggml_compute_forward_rms_norm_f32, then ggml_mul by the weight (fused or not, the same arithmetic):
     sum += (double)(x*x) sequentially; mean = (float)(sum/n); scale = 1.0f/sqrtf(mean + eps); y = (x*scale)*w."""
+    if _c(x, weight) and (weight is None or weight.is_contiguous()):
+        return ops_c.rms_norm(x, weight, eps)
     n = x.shape[-1]
     ss = (x * x).double().cumsum(-1)[..., -1:]  # cumsum: a sequential float64 sum, like the C loop
     mean = (ss / n).float()
@@ -97,6 +120,8 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.
 def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """ggml_vec_swiglu_f32 (AVX-512): ggml_v_silu(g) * up, with ggml_v_silu(x) = x / (1 + ggml_v_expf(0 - x)).
     (The scalar tail for rows whose length is not a multiple of 16 uses expf; hogar's models have multiples of 16.)"""
+    if _c(gate, up):
+        return ops_c.swiglu(gate, up)
     e = v_expf(0.0 - gate)
     return gate / (1.0 + e) * up
 
@@ -123,6 +148,8 @@ def gelu_table() -> torch.Tensor:
     with GCC contracting 1.0f + (GELU_COEF_A*x)*x into an FMA (checked against the table of the shipped library).
     Returned as float32 [65536], indexed by the f16 bit pattern."""
     global _GELU_TABLE
+    if _GELU_TABLE is None and ops_c.lib() is not None:
+        _GELU_TABLE = ops_c.gelu_table()
     if _GELU_TABLE is None:
         h = torch.arange(65536, dtype=torch.int32).to(torch.int16).view(torch.float16).float()
         a, c = _f32(0.044715), _f32(0.79788456080286535587989211986876)
@@ -138,6 +165,8 @@ def gelu_table() -> torch.Tensor:
 
 def geglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """ggml_vec_geglu_f32 with GGML_GELU_FP16: x <= -10 -> 0; x >= 10 -> x*g; else table[(f16)x] * g."""
+    if _c(gate, up):
+        return ops_c.geglu(gate, up, gelu_table())
     idx = gate.half().view(torch.int16).to(torch.int64) & 0xFFFF
     y = gelu_table().to(gate.device)[idx] * up
     y = torch.where(gate >= 10.0, gate * up, y)
@@ -169,6 +198,12 @@ def rope_table(n_rot: int, base: float, n_pos: int, freq_scale: float = 1.0) -> 
     start = 0 if have is None else have[0].shape[0]
     end = max(n_pos, 2 * start, 64)
     ts = torch.tensor(LIBM.powf(float(base), _f32(-2.0 / n_rot) if n_rot else 0.0), dtype=torch.float32)
+    if ops_c.lib() is not None:
+        cos, sin = ops_c.rope_cache(start, end, n_rot // 2, float(ts), _f32(freq_scale))
+        if have is not None:
+            cos, sin = torch.cat((have[0], cos)), torch.cat((have[1], sin))
+        _ROPE_TABLES[key] = (cos, sin)
+        return cos, sin
     fs = torch.tensor(freq_scale, dtype=torch.float32)
     theta = torch.arange(start, end, dtype=torch.float32)
     cols_c, cols_s = [], []
@@ -196,6 +231,8 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mode: str) -> to
     """ggml_compute_forward_rope_flt / rotate_pairs, x: [B, T, H, D], cos/sin [B, T, n_rot/2]. GCC contracts
     x0*cos - x1*sin and x0*sin + x1*cos into fma(x0, cos, -(x1*sin)) and fma(x0, sin, x1*cos).
     NORM mode rotates adjacent pairs, NEOX mode (x_i, x_{i+n_rot/2}); dimensions past n_rot pass through."""
+    if _c(x, cos, sin):
+        return ops_c.rope(x, cos, sin, mode == ROPE_NEOX)
     n_rot = cos.shape[-1] * 2
     rot, rest = x[..., :n_rot], x[..., n_rot:]
     c, s = cos.unsqueeze(2), sin.unsqueeze(2)
@@ -281,6 +318,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     q: [B, T, H, D] float32; k, v: [B, K, Hkv, D] holding f16 values (the cache), keys for positions
     key_start .. key_start+K-1; mask: bool [B, 1, T, K] (True = visible) or None. Returns [B, T, H * Dv].
     Keys are padded with hidden zero keys so that lane/chunk positions match ggml's (key cell = position)."""
+    if _c(q, k, v):
+        return ops_c.attention_f16(q, k.half(), v.half(), mask, _f32(kq_scale), key_start)
+    if k.dtype != torch.float32:
+        k, v = k.float(), v.float()
     B, T, H, D = q.shape
     K, Hkv, Dv = k.shape[1], k.shape[2], v.shape[-1]
     front = key_start % 64
@@ -301,6 +342,17 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     p = soft_max(kq, mask, kq_scale)  # [B, H, T, S]
     out = _per_head(vt, p.view(B, Hkv, rep, T, -1)).reshape(B, H, T, Dv)
     return out.transpose(1, 2).reshape(B, T, H * Dv)
+
+
+def attention_f16(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, kq_scale: float,
+                  key_start: int = 0) -> torch.Tensor:
+    """`attention` with k, v given as float16 (e.g. views of the KV cache whose last two dimensions are contiguous):
+    read in place by the C ops, converted to float32 for the fallback."""
+    if _c(q) and k.device.type == "cpu" and k.dtype == v.dtype == torch.float16:
+        if not (k.stride(-1) == 1 and k.stride(-2) == k.shape[-1] and v.stride(-1) == 1 and v.stride(-2) == v.shape[-1]):
+            k, v = k.contiguous(), v.contiguous()
+        return ops_c.attention_f16(q, k, v, mask, _f32(kq_scale), key_start)
+    return attention(q, k.float(), v.float(), mask, kq_scale, key_start)
 
 
 def _per_head(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
-"""Builds the quantized-matmul kernel (csrc/qmatmul.c) into a shared library, once, in a cache folder.
+"""Builds hogar's C kernels into shared libraries, once, in a cache folder: the quantized matmul (csrc/qmatmul.c) and
+llama.cpp's exact elementwise / attention ops (csrc/ggml_ops.c, compiled with -ffp-contract=off: its FMAs are explicit).
 
-`python -m hogar.quant.build` (run by `make setup`) builds it ahead of time; otherwise the first quantized matmul
-builds it (a few seconds).  The library is compiled with -march=native for the machine that runs it, so its file
+`python -m hogar.quant.build` (run by `make setup`) builds them ahead of time; otherwise first use builds each
+(a few seconds).  The library is compiled with -march=native for the machine that runs it, so its file
 name carries a hash of the source, the compiler command and the CPU's feature flags: a changed source, compiler or
 CPU gets a fresh build, never a stale one.  Where: $HOGAR_KERNEL_DIR, else <venv>/share/hogar/kernels inside a
 virtual environment, else ~/.cache/hogar/kernels.
@@ -17,7 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parent / "csrc" / "qmatmul.c"
+CSRC = Path(__file__).resolve().parent / "csrc"
+SOURCE = CSRC / "qmatmul.c"
+# library name -> (source, extra compiler flags)
+LIBRARIES = {"qmatmul": (SOURCE, []), "ggml_ops": (CSRC / "ggml_ops.c", ["-ffp-contract=off"])}
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fopenmp"]
 _NATIVE = ["-march=native"]
 
@@ -50,20 +54,23 @@ def _cpu_flags() -> str:
     return platform.machine() + platform.processor()
 
 
-def library_path(cc: str) -> Path:
+def library_path(cc: str, name: str = "qmatmul") -> Path:
+    source, extra = LIBRARIES[name]
     h = hashlib.sha256()
-    h.update(SOURCE.read_bytes())
-    h.update(" ".join([cc, *_FLAGS, *_NATIVE]).encode())
+    h.update(source.read_bytes())
+    h.update(" ".join([cc, *_FLAGS, *extra, *_NATIVE]).encode())
     h.update(_cpu_flags().encode())
-    return cache_dir() / f"qmatmul-{h.hexdigest()[:16]}.so"
+    return cache_dir() / f"{name}-{h.hexdigest()[:16]}.so"
 
 
-def build(verbose: bool = False) -> Path:
-    """Compile the kernel if it is not in the cache yet; return the library's path. Raises RuntimeError on failure."""
+def build(verbose: bool = False, name: str = "qmatmul") -> Path:
+    """Compile library `name` (see LIBRARIES) if it is not in the cache yet; return its path. Raises RuntimeError on
+    failure."""
     cc = compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (set CC, or install gcc)")
-    out = library_path(cc)
+    source, flags = LIBRARIES[name]
+    out = library_path(cc, name)
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +78,7 @@ def build(verbose: bool = False) -> Path:
     for extra in (_NATIVE, []):  # -march=native first; a compiler that refuses it gets a portable build
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
-        cmd = [cc, *_FLAGS, *extra, str(SOURCE), "-o", tmp, "-lm"]
+        cmd = [cc, *_FLAGS, *flags, *extra, str(source), "-o", tmp, "-lm"]
         if verbose:
             print(" ".join(cmd), file=sys.stderr)
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -80,12 +87,12 @@ def build(verbose: bool = False) -> Path:
             return out
         os.unlink(tmp)
         errors.append(proc.stderr.strip())
-    raise RuntimeError("compiling the quantized-matmul kernel failed:\n" + "\n".join(errors))
+    raise RuntimeError(f"compiling the {name} kernel failed:\n" + "\n".join(errors))
 
 
 def main() -> None:
-    path = build(verbose=True)
-    print(path)
+    for name in LIBRARIES:
+        print(build(verbose=True, name=name))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,152 @@
+"""ctypes binding of hogar's C ggml ops (hogar/quant/csrc/ggml_ops.c, built by hogar.quant.build): the exact
+llama.cpp arithmetic of ggml_math, one C call per op.  ggml_math dispatches here for float32 CPU tensors and keeps
+its PyTorch emulation as the fallback (CUDA tensors, no compiler, or `set_enabled(False)` / HOGAR_GGML_OPS_C=0).
+
+The wrappers take and return torch tensors; they assume CPU tensors of the documented dtypes (ggml_math checks).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import warnings
+
+import torch
+
+_lib: ctypes.CDLL | None = None
+_failed = False
+_lock = threading.Lock()
+_enabled = os.environ.get("HOGAR_GGML_OPS_C", "1") not in ("", "0")
+
+_P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+_SIGNATURES = {
+    "go_v_expf": [_P, _P, _I],
+    "go_rms_norm": [_P, _P, _P, _I, _I, _F, ctypes.c_int],
+    "go_swiglu": [_P, _P, _P, _I, _I, ctypes.c_int],
+    "go_gelu_table": [_P],
+    "go_geglu": [_P, _P, _P, _I, _P, ctypes.c_int],
+    "go_rope_cache": [_I, _I, _I, _F, _F, ctypes.c_int, _P, _P],
+    "go_rope": [_P, _P, _I, _I, _I, _P, _P, _I, ctypes.c_int, ctypes.c_int],
+    "go_reduce16x16": [_P, _P],
+    "go_attention": [_I, _I, _I, _I, _I, _I, _P, _P, _I, _I, _P, _I, _I, _I, _I, _P, _F, _P, ctypes.c_int],
+}
+
+
+def set_enabled(on: bool) -> bool:
+    """Use (True) or bypass (False) the C ops; returns the previous setting."""
+    global _enabled
+    old, _enabled = _enabled, bool(on)
+    return old
+
+
+def lib() -> ctypes.CDLL | None:
+    """The library when enabled and buildable (built on first use); None otherwise (with a warning, once)."""
+    global _lib, _failed
+    if not _enabled:
+        return None
+    if _lib is not None or _failed:
+        return _lib
+    with _lock:
+        if _lib is not None or _failed:
+            return _lib
+        try:
+            from hogar.quant.build import build
+
+            cdll = ctypes.CDLL(str(build(name="ggml_ops")))
+            for name, argtypes in _SIGNATURES.items():
+                fn = getattr(cdll, name)
+                fn.argtypes = argtypes
+                fn.restype = ctypes.c_int if name == "go_attention" else None
+            _lib = cdll
+        except Exception as e:  # noqa: BLE001 - any failure means: use the PyTorch emulation
+            _failed = True
+            warnings.warn(f"hogar: C ggml ops unavailable, using the slow PyTorch emulation ({e})", RuntimeWarning,
+                          stacklevel=3)
+    return _lib
+
+
+def _nth() -> int:
+    return torch.get_num_threads()
+
+
+def v_expf(x: torch.Tensor) -> torch.Tensor:
+    x = x.contiguous()
+    y = torch.empty_like(x)
+    _lib.go_v_expf(x.data_ptr(), y.data_ptr(), x.numel())
+    return y
+
+
+def rms_norm(x: torch.Tensor, w: torch.Tensor | None, eps: float) -> torch.Tensor:
+    x = x.contiguous()
+    n = x.shape[-1]
+    y = torch.empty_like(x)
+    _lib.go_rms_norm(x.data_ptr(), None if w is None else w.data_ptr(), y.data_ptr(), x.numel() // n if n else 0, n,
+                     eps, _nth())
+    return y
+
+
+def swiglu(g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    g, u = g.contiguous(), u.contiguous()
+    n = g.shape[-1]
+    y = torch.empty_like(g)
+    _lib.go_swiglu(g.data_ptr(), u.data_ptr(), y.data_ptr(), g.numel() // n if n else 0, n, _nth())
+    return y
+
+
+def gelu_table() -> torch.Tensor:
+    t = torch.empty(65536, dtype=torch.float32)
+    _lib.go_gelu_table(t.data_ptr())
+    return t
+
+
+def geglu(g: torch.Tensor, u: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    g, u = g.contiguous(), u.contiguous()
+    y = torch.empty_like(g)
+    _lib.go_geglu(g.data_ptr(), u.data_ptr(), y.data_ptr(), g.numel(), table.data_ptr(), _nth())
+    return y
+
+
+def rope_cache(p0: int, p1: int, n_half: int, theta_scale: float, freq_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    cos = torch.empty((p1 - p0, n_half), dtype=torch.float32)
+    sin = torch.empty((p1 - p0, n_half), dtype=torch.float32)
+    _lib.go_rope_cache(p0, p1, n_half, theta_scale, freq_scale, int(freq_scale != 1.0), cos.data_ptr(), sin.data_ptr())
+    return cos, sin
+
+
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, neox: bool) -> torch.Tensor:
+    """x [B, T, H, D]; cos/sin [B, T, n_half]."""
+    x, cos, sin = x.contiguous(), cos.contiguous(), sin.contiguous()
+    B, T, H, D = x.shape
+    y = torch.empty_like(x)
+    _lib.go_rope(x.data_ptr(), y.data_ptr(), B * T, H, D, cos.data_ptr(), sin.data_ptr(), cos.shape[-1], int(neox),
+                 _nth())
+    return y
+
+
+def reduce16x16(v: torch.Tensor) -> torch.Tensor:
+    v = v.contiguous()
+    out = torch.empty(16, dtype=torch.float32)
+    _lib.go_reduce16x16(v.data_ptr(), out.data_ptr())
+    return out
+
+
+def attention_f16(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, kq_scale: float,
+                  key_start: int) -> torch.Tensor:
+    """q [B, T, H, D] float32; k [B, K, Hkv, D], v [B, K, Hkv, Dv] float16 whose last two dimensions are contiguous
+    (e.g. views of the KV cache); mask bool [B, 1, T, K] or None. Returns [B, T, H * Dv] float32."""
+    q = q.contiguous()
+    B, T, H, D = q.shape
+    K, Hkv, Dv = k.shape[1], k.shape[2], v.shape[-1]
+    for t in (k, v):
+        assert t.stride(-1) == 1 and t.stride(-2) == t.shape[-1], "k/v heads must be contiguous"
+    m = None
+    if mask is not None:
+        m = mask.expand(B, 1, T, K).reshape(B, T, K).to(torch.uint8).contiguous()
+    out = torch.empty((B, T, H * Dv), dtype=torch.float32)
+    rc = _lib.go_attention(B, T, H, Hkv, D, Dv, q.data_ptr(), k.data_ptr(), k.stride(0), k.stride(1), v.data_ptr(),
+                           v.stride(0), v.stride(1), key_start, K, None if m is None else m.data_ptr(), kq_scale,
+                           out.data_ptr(), _nth())
+    if rc != 0:
+        raise MemoryError("go_attention: out of memory")
+    return out

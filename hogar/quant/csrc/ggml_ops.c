@@ -1,0 +1,534 @@
+/* llama.cpp's CPU arithmetic (ggml-cpu, x86-64 AVX-512 build, flash attention off, f16 KV cache) for every op of a
+ * forward pass except the quantized matmuls, bit for bit: the C counterpart of hogar/models/ggml_math.py, whose
+ * docstrings say what each op reproduces (the same rules are repeated here briefly).
+ *
+ * Compiled with -ffp-contract=off: every fused multiply-add is an explicit fmaf / _mm512_fmadd_ps, exactly where
+ * ggml (as GCC compiles it) has one, and nothing else is fused.  AVX-512 intrinsics mirror ggml's where it uses them
+ * (ggml_v_expf, _mm512_reduce_add_ps); the scalar fallbacks compute the same roundings lane by lane.
+ * Called through ctypes (hogar/quant/kernels.py).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__AVX512F__)
+#define GO_AVX512 1
+#endif
+#if defined(GO_AVX512) || defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+/* ---- f16 <-> f32 ------------------------------------------------------------------------------------------- */
+
+static inline float bits_f32(uint32_t w) { float f; memcpy(&f, &w, 4); return f; }
+static inline uint32_t f32_bits(float f) { uint32_t w; memcpy(&w, &f, 4); return w; }
+
+static inline float h2f(uint16_t h) {
+#ifdef __F16C__
+    return _cvtsh_ss(h);
+#else
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0) {
+        if (man == 0) return bits_f32(sign);
+        exp = 113;
+        while (!(man & 0x400)) { man <<= 1; exp--; }
+        return bits_f32(sign | (exp << 23) | ((man & 0x3ff) << 13));
+    }
+    if (exp == 31) return bits_f32(sign | 0x7f800000 | (man << 13));
+    return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
+#endif
+}
+
+static inline uint16_t f2h(float f) { /* round to nearest even, as F16C / torch .half() */
+#ifdef __F16C__
+    return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+#else
+    float base = (fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
+    uint32_t w = f32_bits(f), shl1 = w + w, sign = w & 0x80000000u, bias = shl1 & 0xFF000000u;
+    if (bias < 0x71000000u) bias = 0x71000000u;
+    base = bits_f32((bias >> 1) + 0x07800000u) + base;
+    uint32_t bits = f32_bits(base);
+    return (uint16_t)((sign >> 16) | (shl1 > 0xFF000000u ? 0x7E00 : ((bits >> 13) & 0x7C00) + (bits & 0x0FFF)));
+#endif
+}
+
+static inline int nthreads_for(int nth, int64_t work, int64_t min_per_thread) {
+    if (nth < 1) nth = 1;
+    int64_t m = work / (min_per_thread > 0 ? min_per_thread : 1);
+    if (m < 1) m = 1;
+    return (int)(m < nth ? m : nth);
+}
+
+/* ---- ggml_v_expf ------------------------------------------------------------------------------------------- */
+
+static inline float expf_lane(float x) { /* one lane of ggml_v_expf (AVX-512 variant) */
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         fmaf(0x1.ffffecp-1f, b, 1.0f));
+    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+    return scalbnf(j, (int)n);
+}
+
+#ifdef GO_AVX512
+static inline __m512 v_expf(__m512 x) { /* ggml_v_expf, verbatim */
+    const __m512 r = _mm512_set1_ps(0x1.8p23f);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+    const __m512 n = _mm512_sub_ps(z, r);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0F)));
+    const __m512 res = _mm512_scalef_ps(j, n);
+    if (_mm512_kortestz(d, d)) return res;
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, zero, _CMP_LE_OQ), _mm512_set1_ps(INFINITY), zero);
+    return _mm512_mask_blend_ps(d, res, alt);
+}
+#endif
+
+/* y[i] = v_expf(x[i]) (n a multiple of 16 for the vector path; any tail lane by lane): for tests */
+void go_v_expf(const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+#ifdef GO_AVX512
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, v_expf(_mm512_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) y[i] = expf_lane(x[i]);
+}
+
+/* _mm512_reduce_add_ps as GCC expands it: halves 8+8, 4+4, (0+2, 1+3), 0+1 */
+static inline float reduce16(const float *v) {
+    float a[8], b[4];
+    for (int i = 0; i < 8; i++) a[i] = v[i + 8] + v[i];
+    for (int i = 0; i < 4; i++) b[i] = a[i + 4] + a[i];
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
+/* ---- rms_norm ---------------------------------------------------------------------------------------------- */
+
+/* ggml_rms_norm then ggml_mul by w (w may be NULL): sum += (double)(x*x); mean = (float)(sum/n);
+ * scale = 1.0f/sqrtf(mean + eps); y = (x*scale)*w.  Rows of n contiguous floats; y may be x. */
+void go_rms_norm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps, int nth) {
+    nth = nthreads_for(nth, rows * n, 1 << 15);
+#pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        float *yr = y + r * n;
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; i++) sum += (double)(xr[i] * xr[i]);
+        const float mean = (float)(sum / (double)n);
+        const float scale = 1.0f / sqrtf(mean + eps);
+        if (w) {
+            for (int64_t i = 0; i < n; i++) yr[i] = (xr[i] * scale) * w[i];
+        } else {
+            for (int64_t i = 0; i < n; i++) yr[i] = xr[i] * scale;
+        }
+    }
+}
+
+/* ---- gated activations ------------------------------------------------------------------------------------- */
+
+/* ggml_vec_swiglu_f32: y = silu(g) * u, silu(x) = x / (1 + v_expf(0 - x)) in 16-lane blocks (rows of n values);
+ * a tail of n % 16 values per row uses ggml_silu_f32 (glibc expf), as ggml's scalar loop does. */
+void go_swiglu(const float *g, const float *u, float *y, int64_t rows, int64_t n, int nth) {
+    nth = nthreads_for(nth, rows * n, 1 << 14);
+#pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *gr = g + r * n, *ur = u + r * n;
+        float *yr = y + r * n;
+        int64_t i = 0;
+#ifdef GO_AVX512
+        for (; i + 16 <= n; i += 16) {
+            const __m512 x = _mm512_loadu_ps(gr + i);
+            const __m512 e = v_expf(_mm512_sub_ps(_mm512_setzero_ps(), x));
+            const __m512 s = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+            _mm512_storeu_ps(yr + i, _mm512_mul_ps(s, _mm512_loadu_ps(ur + i)));
+        }
+#else
+        for (const int64_t nb = n - n % 16; i < nb; i++) yr[i] = gr[i] / (1.0f + expf_lane(0.0f - gr[i])) * ur[i];
+#endif
+        for (; i < n; i++) yr[i] = gr[i] / (1.0f + expf(-gr[i])) * ur[i];
+    }
+}
+
+/* ggml_table_gelu_f16: table[h] = f16(0.5f*x*(1.0f + tanhf(SQRT_2_OVER_PI*x*(1.0f + GELU_COEF_A*x*x)))), x = f16 h,
+ * with GCC's contraction of 1.0f + (GELU_COEF_A*x)*x into an FMA.  Stored as float32. */
+void go_gelu_table(float *table) {
+    const float a = 0.044715f, c = 0.79788456080286535587989211986876f;
+    for (int h = 0; h < 65536; h++) {
+        const float x = h2f((uint16_t)h);
+        const float th = tanhf((c * x) * fmaf(a * x, x, 1.0f));
+        table[h] = h2f(f2h((0.5f * x) * (1.0f + th)));
+    }
+}
+
+/* ggml_vec_geglu_f32 (GGML_GELU_FP16): x <= -10 -> 0; x >= 10 -> x*u; else table[f16(x)] * u */
+void go_geglu(const float *g, const float *u, float *y, int64_t n, const float *table, int nth) {
+    nth = nthreads_for(nth, n, 1 << 15);
+#pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i];
+        if (x <= -10.0f) y[i] = 0.0f;
+        else if (x >= 10.0f) y[i] = x * u[i];
+        else y[i] = table[f2h(x)] * u[i];
+    }
+}
+
+/* ---- rope -------------------------------------------------------------------------------------------------- */
+
+/* ggml_rope_cache_init for positions p0 .. p1-1 (ext_factor 0, attn_factor 1): theta = (float)p; for each pair i:
+ * cos/sin[p - p0][i] = cosf/sinf(freq_scale * theta) (theta itself when use_fs is 0); theta *= theta_scale. */
+void go_rope_cache(int64_t p0, int64_t p1, int64_t n_half, float theta_scale, float freq_scale, int use_fs,
+                   float *cos_out, float *sin_out) {
+    for (int64_t p = p0; p < p1; p++) {
+        float theta = (float)p;
+        for (int64_t i = 0; i < n_half; i++) {
+            const float t = use_fs ? freq_scale * theta : theta;
+            cos_out[(p - p0) * n_half + i] = cosf(t);
+            sin_out[(p - p0) * n_half + i] = sinf(t);
+            theta = theta * theta_scale;
+        }
+    }
+}
+
+/* rotate_pairs: x [rows, H, D] (rows = tokens), cos/sin [rows, n_half]; mode 0 = NORM (adjacent pairs), 1 = NEOX
+ * (x_i, x_{i+n_half}); y0 = fmaf(x0, c, -(x1*s)), y1 = fmaf(x0, s, x1*c); dims past 2*n_half copied. y may be x. */
+void go_rope(const float *x, float *y, int64_t rows, int64_t H, int64_t D, const float *cs, const float *sn,
+             int64_t n_half, int mode, int nth) {
+    nth = nthreads_for(nth, rows * H * D, 1 << 15);
+#pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *c = cs + r * n_half, *s = sn + r * n_half;
+        for (int64_t h = 0; h < H; h++) {
+            const float *xr = x + (r * H + h) * D;
+            float *yr = y + (r * H + h) * D;
+            const int64_t off = mode == 0 ? 1 : n_half;
+            for (int64_t i = 0; i < n_half; i++) {
+                const int64_t i0 = mode == 0 ? 2 * i : i;
+                const float x0 = xr[i0], x1 = xr[i0 + off];
+                const float o0 = fmaf(x0, c[i], -(x1 * s[i]));
+                const float o1 = fmaf(x0, s[i], x1 * c[i]);
+                yr[i0] = o0;
+                yr[i0 + off] = o1;
+            }
+            for (int64_t i = 2 * n_half; i < D; i++) yr[i] = xr[i];
+        }
+    }
+}
+
+/* ---- attention --------------------------------------------------------------------------------------------- */
+
+#ifdef GO_AVX512
+/* out[k] = reduce16(v[k]) for 16 lane vectors v[0..15] (v[k] = 16 floats), each sum in _mm512_reduce_add_ps's
+ * order: the same pairwise additions, done for 16 rows at once. */
+static inline __m512 reduce16x16(const __m512 *v) {
+    __m512 s[8], t[4], u[2];
+    for (int k = 0; k < 8; k++) { /* a[i] = x[i] + x[i+8]: rows 2k (lanes 0-7), 2k+1 (lanes 8-15) */
+        const __m512 lo = _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44);
+        const __m512 hi = _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE);
+        s[k] = _mm512_add_ps(lo, hi);
+    }
+    for (int k = 0; k < 4; k++) { /* b[i] = a[i] + a[i+4]: block j holds row 4k+j */
+        const __m512 lo = _mm512_shuffle_f32x4(s[2 * k], s[2 * k + 1], 0x88);
+        const __m512 hi = _mm512_shuffle_f32x4(s[2 * k], s[2 * k + 1], 0xDD);
+        t[k] = _mm512_add_ps(lo, hi);
+    }
+    for (int k = 0; k < 2; k++) { /* (b0+b2), (b1+b3) */
+        const __m512 lo = _mm512_shuffle_ps(t[2 * k], t[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512 hi = _mm512_shuffle_ps(t[2 * k], t[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2));
+        u[k] = _mm512_add_ps(lo, hi);
+    }
+    const __m512 lo = _mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 hi = _mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512 r = _mm512_add_ps(lo, hi); /* lane 4k+j holds row 4j+k */
+    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(idx, r);
+}
+#endif
+
+/* test hook: out[k] = reduce16(v + 16k) for k < 16 */
+void go_reduce16x16(const float *v, float *out) {
+#ifdef GO_AVX512
+    __m512 x[16];
+    for (int k = 0; k < 16; k++) x[k] = _mm512_loadu_ps(v + 16 * k);
+    _mm512_storeu_ps(out, reduce16x16(x));
+#else
+    for (int k = 0; k < 16; k++) out[k] = reduce16(v + 16 * k);
+#endif
+}
+
+/* kq[j] for keys j in [j0, j1) (rows of kf, stride ks floats) against query q (D floats, f16 values), with
+ * ggml_vec_dot_f16's order (vec = 1: four 16-lane FMA accumulators over 64-value steps, (s0+s2)+(s1+s3), reduce,
+ * then the D % 64 leftover products added in double) or tinyBLAS's (vec = 0: one 16-lane accumulator, D % 16 == 0).
+ * vis (may be NULL) marks the visible keys; hidden ones get -inf. */
+static void kq_row(const float *q, const float *kf, int64_t ks, int64_t D, int64_t j0, int64_t j1, const uint8_t *vis,
+                   int vec, float *kq) {
+    const int64_t n64 = D - D % 64;
+    float lanes[16][16];
+    int64_t jb = j0;
+    while (jb < j1) {
+        const int64_t je = jb + 16 <= j1 ? jb + 16 : j1;
+        int nl = 0;
+        for (int64_t j = jb; j < je; j++, nl++) {
+            float *acc = lanes[nl];
+            if (vis && !vis[j]) { memset(acc, 0, 64); continue; }
+            const float *k = kf + j * ks;
+            if (vec) {
+                float s[4][16];
+                memset(s, 0, sizeof s);
+                for (int64_t i = 0; i < n64; i += 64)
+                    for (int a = 0; a < 4; a++)
+                        for (int l = 0; l < 16; l++) s[a][l] = fmaf(k[i + 16 * a + l], q[i + 16 * a + l], s[a][l]);
+                for (int l = 0; l < 16; l++) acc[l] = (s[0][l] + s[2][l]) + (s[1][l] + s[3][l]);
+            } else {
+                for (int l = 0; l < 16; l++) acc[l] = 0.0f;
+                for (int64_t i = 0; i < D; i += 16)
+                    for (int l = 0; l < 16; l++) acc[l] = fmaf(k[i + l], q[i + l], acc[l]);
+            }
+        }
+        float red[16];
+#ifdef GO_AVX512
+        if (nl == 16) {
+            __m512 v[16];
+            for (int k = 0; k < 16; k++) v[k] = _mm512_loadu_ps(lanes[k]);
+            _mm512_storeu_ps(red, reduce16x16(v));
+        } else
+#endif
+            for (int k = 0; k < nl; k++) red[k] = reduce16(lanes[k]);
+        for (int64_t j = jb; j < je; j++) {
+            if (vis && !vis[j]) { kq[j] = -INFINITY; continue; }
+            float r = red[j - jb];
+            if (vec && n64 < D) {
+                const float *k = kf + j * ks;
+                double sum = (double)r;
+                for (int64_t i = n64; i < D; i++) sum += (double)(k[i] * q[i]);
+                r = (float)sum;
+            }
+            kq[j] = r;
+        }
+        jb = je;
+    }
+}
+
+#ifdef GO_AVX512
+/* kq_row for one query (vec_dot_f16 order) reading f16 keys in place: key j at k + j*ks (halves); D % 16 == 0;
+ * hidden keys (vis[j] == 0) get -inf; the D % 64 leftover is added in double as in kq_row. */
+static void kq_row_f16(const float *q, const uint16_t *k, int64_t ks, int64_t D, int64_t j0, int64_t j1,
+                       const uint8_t *vis, float *kq) {
+    const int64_t n64 = D - D % 64;
+    __m512 lanes[16];
+    int64_t jb = j0;
+    while (jb < j1) {
+        const int64_t je = jb + 16 <= j1 ? jb + 16 : j1;
+        int nl = 0;
+        for (int64_t j = jb; j < je; j++, nl++) {
+            const uint16_t *kr = k + j * ks;
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            if (!vis || vis[j])
+                for (int64_t i = 0; i < n64; i += 64) {
+                    s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kr + i))),
+                                         _mm512_loadu_ps(q + i), s0);
+                    s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kr + i + 16))),
+                                         _mm512_loadu_ps(q + i + 16), s1);
+                    s2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kr + i + 32))),
+                                         _mm512_loadu_ps(q + i + 32), s2);
+                    s3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kr + i + 48))),
+                                         _mm512_loadu_ps(q + i + 48), s3);
+                }
+            lanes[nl] = _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3));
+        }
+        float red[16];
+        if (nl == 16) {
+            _mm512_storeu_ps(red, reduce16x16(lanes));
+        } else {
+            for (int i = 0; i < nl; i++) {
+                float tmp[16];
+                _mm512_storeu_ps(tmp, lanes[i]);
+                red[i] = reduce16(tmp);
+            }
+        }
+        for (int64_t j = jb; j < je; j++) {
+            if (vis && !vis[j]) { kq[j] = -INFINITY; continue; }
+            float r = red[j - jb];
+            if (n64 < D) {
+                const uint16_t *kr = k + j * ks;
+                double sum = (double)r;
+                for (int64_t i = n64; i < D; i++) sum += (double)(h2f(kr[i]) * q[i]);
+                r = (float)sum;
+            }
+            kq[j] = r;
+        }
+        jb = je;
+    }
+}
+#endif
+
+/* llama.cpp's attention without flash attention (see ggml_math.attention):
+ *   kq = mul_mat(K, f16(q)); p = soft_max_ext(kq, mask, kq_scale); out = mul_mat(V^T, f16(p)),
+ * with tinyBLAS's lane order when T >= 2 (and D, Sp fit it), ggml_vec_dot_f16's when T == 1.
+ * q [B, T, H, D] f32; k [B, *, Hkv, D] and v [B, *, Hkv, Dv] f16: key j (0 <= j < n_keys, position key_start + j)
+ * of batch row b at k + b*k_bs + j*k_ss (+ h*D); mask [B, T, n_keys] (1 = visible) or NULL; out [B, T, H*Dv].
+ * Keys sit at virtual index front + j, front = key_start % 64, in Sp = a multiple of 64 slots (the rest hidden), so
+ * that the lane and chunk positions are ggml's (key cell = position).  Hidden keys contribute exact zeros, which
+ * never change an FMA accumulator that starts at +0, so they are skipped. Returns 0, or -1 if out of memory. */
+int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t Dv, const float *q,
+                 const uint16_t *k, int64_t k_bs, int64_t k_ss, const uint16_t *v, int64_t v_bs, int64_t v_ss,
+                 int64_t key_start, int64_t n_keys, const uint8_t *mask, float kq_scale, float *out, int nth) {
+    const int64_t front = key_start % 64;
+    const int64_t Sp = (front + n_keys + 63) / 64 * 64;
+    const int64_t rep = H / Hkv;
+    const int tiny_kq = T >= 2 && D % 16 == 0;      /* M = Sp is a multiple of 4 */
+    const int tiny_pv = T >= 2 && Dv % 4 == 0;      /* K = Sp is a multiple of 16 */
+#ifdef GO_AVX512
+    const int direct = T == 1 && D % 16 == 0 && Dv % 16 == 0; /* decode: read the f16 cache in place */
+#else
+    const int direct = 0;
+#endif
+    /* otherwise keys and values as f32: kf [B, Hkv, Sp, D], vf [B, Hkv, Sp, Dv] (only the n_keys real ones) */
+    float *kf = direct ? NULL : malloc(sizeof(float) * (size_t)(B * Hkv * Sp * (D + Dv)));
+    if (!direct && !kf) return -1;
+    float *vf = direct ? NULL : kf + B * Hkv * Sp * D;
+    const int64_t items = B * H * T;
+    nth = nthreads_for(nth, items * (n_keys * (D + Dv) + 1), 1 << 16);
+    int fail = 0;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+#pragma omp for schedule(static) collapse(2)
+        for (int64_t b = 0; b < (direct ? 0 : B); b++)
+            for (int64_t j = 0; j < n_keys; j++)
+                for (int64_t h = 0; h < Hkv; h++) {
+                    const uint16_t *kr = k + b * k_bs + j * k_ss + h * D;
+                    const uint16_t *vr = v + b * v_bs + j * v_ss + h * Dv;
+                    float *kd = kf + ((b * Hkv + h) * Sp + front + j) * D;
+                    float *vd = vf + ((b * Hkv + h) * Sp + front + j) * Dv;
+                    for (int64_t i = 0; i < D; i++) kd[i] = h2f(kr[i]);
+                    for (int64_t i = 0; i < Dv; i++) vd[i] = h2f(vr[i]);
+                }
+        const int64_t nacc = tiny_pv ? 16 : 64;
+        float *qh = malloc(sizeof(float) * (size_t)(D + Sp + nacc * Dv + 16));
+        uint16_t *p16 = malloc(sizeof(uint16_t) * (size_t)Sp);
+        if (!qh || !p16) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp barrier
+        if (!fail) {
+            float *kq = qh + D, *acc = kq + Sp;
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t it = 0; it < items; it++) {
+                const int64_t b = it / (H * T), h = (it / T) % H, t = it % T, hk = h / rep;
+                const float *qr = q + ((b * T + t) * H + h) * D;
+                for (int64_t i = 0; i < D; i++) qh[i] = h2f(f2h(qr[i]));
+                const uint8_t *vis = mask ? mask + (b * T + t) * n_keys - front : NULL;
+                const float *kb = direct ? NULL : kf + (b * Hkv + hk) * Sp * D;
+                /* kq over the real keys, hidden/padding slots -inf */
+                int64_t lo = front, hi = front + n_keys;
+                if (vis) {
+                    while (lo < hi && !vis[lo]) lo++;
+                    while (hi > lo && !vis[hi - 1]) hi--;
+                }
+                for (int64_t j = 0; j < lo; j++) kq[j] = -INFINITY;
+                for (int64_t j = hi; j < Sp; j++) kq[j] = -INFINITY;
+#ifdef GO_AVX512
+                if (direct)
+                    kq_row_f16(qh, k + b * k_bs + hk * D - front * k_ss, k_ss, D, lo, hi, vis, kq);
+                else
+#endif
+                    kq_row(qh, kb, D, D, lo, hi, vis, !tiny_kq, kq);
+                /* soft_max_ext: wp = kq*scale (hidden -inf); e = v_expf(wp - max); sum (double) of the 16-lane
+                 * reductions; p = e * (float)(1.0/sum) */
+                float mx = -INFINITY;
+                for (int64_t j = lo; j < hi; j++) {
+                    if (kq[j] != -INFINITY) kq[j] = kq[j] * kq_scale;
+                    if (kq[j] > mx) mx = kq[j];
+                }
+                double sum = 0.0;
+                for (int64_t j = 0; j < Sp; j += 16) {
+                    if (j + 16 <= lo || j >= hi) { /* all hidden: e = 0 */
+                        memset(kq + j, 0, 64);
+                        continue;
+                    }
+#ifdef GO_AVX512
+                    const __m512 e = v_expf(_mm512_sub_ps(_mm512_loadu_ps(kq + j), _mm512_set1_ps(mx)));
+                    _mm512_storeu_ps(kq + j, e);
+                    sum += (double)_mm512_reduce_add_ps(e);
+#else
+                    for (int l = 0; l < 16; l++) kq[j + l] = expf_lane(kq[j + l] - mx);
+                    sum += (double)reduce16(kq + j);
+#endif
+                }
+                const float inv = (float)(1.0 / sum);
+                int64_t plo = Sp, phi = 0;
+                for (int64_t j = 0; j < Sp; j++) {
+                    p16[j] = f2h(kq[j] * inv);
+                    if (p16[j] & 0x7fff) { if (j < plo) plo = j; phi = j + 1; }
+                }
+                /* out[d] = sum_j vT[d][j] * p[j]: accumulator row (j % 16) (tinyBLAS) or (j % 64) (vec_dot_f16),
+                 * vectorized over d; zero products are skipped (exact, see above) */
+                const float *vb = direct ? NULL : vf + (b * Hkv + hk) * Sp * Dv;
+                memset(acc, 0, sizeof(float) * (size_t)(nacc * Dv));
+#ifdef GO_AVX512
+                if (direct) {
+                    const uint16_t *v0 = v + b * v_bs + hk * Dv - front * v_ss;
+                    for (int64_t j = plo; j < phi; j++) {
+                        if (!(p16[j] & 0x7fff)) continue;
+                        const __m512 pj = _mm512_set1_ps(h2f(p16[j]));
+                        float *a = acc + (j % nacc) * Dv;
+                        const uint16_t *vr = v0 + j * v_ss;
+                        for (int64_t d = 0; d < Dv; d += 16)
+                            _mm512_storeu_ps(a + d, _mm512_fmadd_ps(
+                                _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vr + d))), pj,
+                                _mm512_loadu_ps(a + d)));
+                    }
+                }
+                for (int64_t j = direct ? phi : plo; j < phi; j++) {
+#else
+                for (int64_t j = plo; j < phi; j++) {
+#endif
+                    if (!(p16[j] & 0x7fff)) continue;
+                    const float pj = h2f(p16[j]);
+                    float *a = acc + (j % nacc) * Dv;
+                    const float *vr = vb + j * Dv;
+                    for (int64_t d = 0; d < Dv; d++) a[d] = fmaf(vr[d], pj, a[d]);
+                }
+                float *o = out + ((b * T + t) * H + h) * Dv;
+                float *s16 = acc; /* 16 rows of Dv */
+                if (nacc == 64) /* (sum0 + sum2) + (sum1 + sum3) */
+                    for (int l = 0; l < 16; l++)
+                        for (int64_t d = 0; d < Dv; d++)
+                            acc[l * Dv + d] = (acc[l * Dv + d] + acc[(32 + l) * Dv + d]) +
+                                              (acc[(16 + l) * Dv + d] + acc[(48 + l) * Dv + d]);
+                for (int l = 0; l < 8; l++)
+                    for (int64_t d = 0; d < Dv; d++) s16[l * Dv + d] = s16[(l + 8) * Dv + d] + s16[l * Dv + d];
+                for (int l = 0; l < 4; l++)
+                    for (int64_t d = 0; d < Dv; d++) s16[l * Dv + d] = s16[(l + 4) * Dv + d] + s16[l * Dv + d];
+                for (int64_t d = 0; d < Dv; d++)
+                    o[d] = (s16[d] + s16[2 * Dv + d]) + (s16[Dv + d] + s16[3 * Dv + d]);
+            }
+        }
+        free(qh);
+        free(p16);
+    }
+    free(kf);
+    return fail ? -1 : 0;
+}
+
+int go_avx512(void) {
+#ifdef GO_AVX512
+    return 1;
+#else
+    return 0;
+#endif
+}
