@@ -57,33 +57,9 @@ def main() -> int:
     a = ap.parse_args()
     rows = []
     for model in a.models or default_models():
-        hogar_cmd = [
-            str(Path(PY).parent / "hogar"),
-            "bench",
-            model,
-            "-p",
-            str(a.p),
-            "-n",
-            str(a.n),
-            "-r",
-            "1",
-            "-t",
-            str(a.threads),
-            "--json",
-        ]
-        llama_cmd = [
-            PY,
-            str(HERE / "llamacpp_bench.py"),
-            model,
-            "-p",
-            str(a.p),
-            "-n",
-            str(a.n),
-            "-r",
-            "1",
-            "-t",
-            str(a.threads),
-        ]
+        common = [model, "-p", str(a.p), "-n", str(a.n), "-r", "1", "-t", str(a.threads)]
+        hogar_cmd = [str(Path(PY).parent / "hogar"), "bench", *common, "--json"]
+        llama_cmd = [PY, str(HERE / "llamacpp_bench.py"), *common]
         res: dict[str, list[tuple[dict, float]]] = {"hogar": [], "llama.cpp": []}
         for i in range(a.rounds):
             order = [("hogar", hogar_cmd), ("llama.cpp", llama_cmd)]
