@@ -112,6 +112,12 @@ class Model:
     def n_vocab(self) -> int:
         return self.args.n_vocab
 
+    def reset(self) -> None:
+        """Forget the cached prompt, so the next generation evaluates its whole prompt afresh (prefix reuse changes the
+        batch sizes of the prompt's forward passes, and with them the last bits of the arithmetic, as in llama.cpp)."""
+        for tokens in self.engine.slot_tokens:
+            tokens.clear()
+
     def tokenize(self, text: str, *, add_bos: bool = True, parse_special: bool = False) -> list[int]:
         return self.tokenizer.encode(text, add_special=add_bos, parse_special=parse_special)
 

@@ -26,6 +26,7 @@ def greedy_matches(model, ref: dict) -> list[int]:
     """Per prompt: how many of the 48 greedy tokens match llama.cpp's before the first difference."""
     out = []
     for case in ref["greedy"]:
+        model.reset()  # llama.cpp's run evaluated each prompt from an empty cache
         c = model.generate(case["prompt_ids"], temperature=0, max_tokens=len(case["tokens"]), ignore_eos=True)
         n = 0
         for a, b in zip(c.tokens, case["tokens"], strict=False):

@@ -49,16 +49,20 @@ def record(name: str, path: Path) -> dict:
         n_threads=os.cpu_count() or 2,
         seed=0,
     )
+    # greedy generation as llama-cli and llama-server run it: only the last position's logits are computed
+    gen_llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, n_batch=512, logits_all=False, verbose=False,
+                              n_threads=os.cpu_count() or 2, seed=0)
     out: dict = {"model": name, "llama_cpp_version": llama_cpp.__version__, "greedy": [], "n_greedy": N_GREEDY}
     for prompt in PROMPTS:
-        ids = llm.tokenize(prompt.encode(), add_bos=True, special=True)
-        llm.reset()
-        llm.eval(ids)
+        ids = gen_llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        gen_llm.reset()
+        gen_llm.eval(ids)
         gen: list[int] = []
         for _ in range(N_GREEDY):
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            last = llama_cpp.llama_get_logits_ith(gen_llm.ctx, -1)
+            tok = int(np.argmax(np.ctypeslib.as_array(last, shape=(gen_llm.n_vocab(),))))
             gen.append(tok)
-            llm.eval([tok])
+            gen_llm.eval([tok])
         out["greedy"].append({"prompt": prompt, "prompt_ids": ids, "tokens": gen})
 
     text = (FIXTURES / "english.txt").read_text()

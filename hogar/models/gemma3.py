@@ -50,12 +50,9 @@ class Gemma3(Llama):
         p = f"blk.{il}."
         return w(p + "ffn_down.weight")(blocks.geglu(w(p + "ffn_gate.weight")(x), w(p + "ffn_up.weight")(x)))
 
-    def block(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope, ctx,
-              keep: slice | None = None) -> torch.Tensor:
+    def block(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope, ctx) -> torch.Tensor:
         p = f"blk.{il}."
         a = self.attn(args, w, il, blocks.rms_norm(x, w(p + "attn_norm.weight"), args.rms_eps), rope, ctx)
-        if keep is not None:
-            a, x = a[:, keep], x[:, keep]
         h = x + blocks.rms_norm(a, w(p + "post_attention_norm.weight"), args.rms_eps)
         f = self.ffn(args, w, il, blocks.rms_norm(h, w(p + "ffn_norm.weight"), args.rms_eps))
         return h + blocks.rms_norm(f, w(p + "post_ffw_norm.weight"), args.rms_eps)

@@ -60,14 +60,9 @@ class Llama:
         p = f"blk.{il}."
         return w(p + "ffn_down.weight")(blocks.swiglu(w(p + "ffn_gate.weight")(x), w(p + "ffn_up.weight")(x)))
 
-    def block(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope, ctx,
-              keep: slice | None = None) -> torch.Tensor:
-        """One layer; `keep` drops the rows whose output is not wanted right after attention, as llama.cpp does in
-        the last layer (so the FFN runs at the same batch size, through the same kernels, as llama.cpp's)."""
+    def block(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope, ctx) -> torch.Tensor:
         p = f"blk.{il}."
         a = self.attn(args, w, il, blocks.rms_norm(x, w(p + "attn_norm.weight"), args.rms_eps), rope, ctx)
-        if keep is not None:
-            a, x = a[:, keep], x[:, keep]
         h = x + a
         return h + self.ffn(args, w, il, blocks.rms_norm(h, w(p + "ffn_norm.weight"), args.rms_eps))
 
@@ -85,7 +80,9 @@ class Llama:
             base = self.rope_base(args, il)
             if base not in ropes:
                 ropes[base] = blocks.rope_cos_sin(args.n_rot, base, ctx.positions, args.rope_scale)
-            x = self.block(args, w, il, x, ropes[base], ctx, keep if il == args.n_layer - 1 else None)
+            x = self.block(args, w, il, x, ropes[base], ctx)
+        if keep is not None:
+            x = x[:, keep]
         return self.output(args, w, x)
 
 

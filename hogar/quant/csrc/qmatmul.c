@@ -70,10 +70,10 @@ static inline float round_f16(float f) { /* f32 -> nearest f16 (ties to even) ->
 #endif
 }
 
-static inline int nearest_int(float f) { /* ggml's: round half to even, |f| < 2^22 */
-    float v = f + 12582912.f;
-    int32_t i; memcpy(&i, &v, 4);
-    return (i & 0x007fffff) - 0x00400000;
+static inline int nearest_int(float f) { /* ggml's: round half to even, |f| < 2^22.  rintf, not ggml's
+    * f + 12582912.f trick: inlined into nearest_int(iscale * x), GCC's default -ffp-contract=fast fuses that into
+    * an FMA of the unrounded product (llama.cpp rounds the product first), which flips exact .5 ties */
+    return (int)rintf(f);
 }
 
 /* ---- type table -------------------------------------------------------------------------------------------- */
@@ -683,8 +683,8 @@ static float dot_q4k_exact(const uint8_t *u, const k4meta *m, const int8_t *a, c
 
 /* u: Q6_K values 0..63 in element order; r: the raw row (scales at +192, d at +208 of each 210-byte block) */
 static float dot_q6k_exact(const uint8_t *u, const uint8_t *r, const int8_t *a, const float *dx, const int16_t *bs16,
-                           int64_t nsb) {
-    float acc[8] = {0};
+                           int64_t nsb, int tiled) {
+    float acc[8] = {0}, tacc = 0.f;
     for (int64_t i = 0; i < nsb; i++, r += 210) {
         const int8_t *sc = (const int8_t *)(r + 192);
         const float d = dx[i] * h2f(r + 208);
@@ -712,9 +712,16 @@ static float dot_q6k_exact(const uint8_t *u, const uint8_t *r, const int8_t *a, 
             lane[l] = s - 32 * (sc[2 * l] * bs16[16 * i + 2 * l] + sc[2 * l + 1] * bs16[16 * i + 2 * l + 1]);
         }
 #endif
+        if (tiled) { /* ggml-cpu/tiled (VNNI microkernel): one integer per super-block, then
+                      * buf = fma((float)s1 * d_w, d_x, buf) (GCC contracts its mul + add into an FMA) */
+            int32_t s1 = 0;
+            for (int l = 0; l < 8; l++) s1 += lane[l];
+            tacc = fmaf((float)s1 * h2f(r + 208), dx[i], tacc);
+            continue;
+        }
         for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
     }
-    return hsum8_ref(acc);
+    return tiled ? tacc : hsum8_ref(acc);
 }
 
 static int matmul_k_exact(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
@@ -757,7 +764,7 @@ static int matmul_k_exact(int t, const uint8_t *W, int64_t n_out, int64_t n_in, 
                                                          nsb, b < B4);
                 } else {
                     for (int64_t b = b0; b < b1; b++)
-                        Y[b * n_out + o] = dot_q6k_exact(u, r, qa + b * n_in, dx + b * nsb, bs16 + b * nsb * 16, nsb);
+                        Y[b * n_out + o] = dot_q6k_exact(u, r, qa + b * n_in, dx + b * nsb, bs16 + b * nsb * 16, nsb, B >= 8);
                 }
             }
         }
