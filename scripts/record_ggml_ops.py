@@ -25,11 +25,22 @@ LAYER = 1  # the layer whose tensors are kept
 
 
 class _Tensor(ctypes.Structure):  # struct ggml_tensor (ggml.h of the vendored llama.cpp)
-    _fields_ = [("type", ctypes.c_int), ("buffer", ctypes.c_void_p), ("ne", ctypes.c_int64 * 4),
-                ("nb", ctypes.c_size_t * 4), ("op", ctypes.c_int), ("op_params", ctypes.c_int32 * 16),
-                ("flags", ctypes.c_int32), ("src", ctypes.c_void_p * 10), ("view_src", ctypes.c_void_p),
-                ("view_offs", ctypes.c_size_t), ("data", ctypes.c_void_p), ("name", ctypes.c_char * 64),
-                ("extra", ctypes.c_void_p), ("padding", ctypes.c_char * 8)]
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("buffer", ctypes.c_void_p),
+        ("ne", ctypes.c_int64 * 4),
+        ("nb", ctypes.c_size_t * 4),
+        ("op", ctypes.c_int),
+        ("op_params", ctypes.c_int32 * 16),
+        ("flags", ctypes.c_int32),
+        ("src", ctypes.c_void_p * 10),
+        ("view_src", ctypes.c_void_p),
+        ("view_offs", ctypes.c_size_t),
+        ("data", ctypes.c_void_p),
+        ("name", ctypes.c_char * 64),
+        ("extra", ctypes.c_void_p),
+        ("padding", ctypes.c_char * 8),
+    ]
 
 
 def run_llama_cpp(path: str, ids: list[int]) -> dict[str, np.ndarray]:
@@ -77,7 +88,7 @@ def run_llama_cpp(path: str, ids: list[int]) -> dict[str, np.ndarray]:
     decode(ids[:N_PRE], 0)
     pre = dict(dumps)
     dumps.clear()
-    decode(ids[N_PRE:N_PRE + 1], N_PRE)
+    decode(ids[N_PRE : N_PRE + 1], N_PRE)
     out = dict(pre)
     out.update({k + "@d": v for k, v in dumps.items()})
     L.llama_free(ctx)
@@ -136,7 +147,10 @@ def record(name: str) -> Path:
         if gemma:
             k_in = d[f"Kcur-{il}#1{sfx}"].reshape(T, Hkv, D)
             f[f"{tag}_qknorm_x"], f[f"{tag}_qknorm_y"] = k_in, d[f"Kcur_normed-{il}{sfx}"].reshape(T, Hkv, D)
-            f[f"{tag}_embd_x"], f[f"{tag}_embd_y"] = d["embd" + sfx].reshape(T, -1)[-1:], d["inp_scaled" + sfx].reshape(T, -1)[-1:]
+            f[f"{tag}_embd_x"], f[f"{tag}_embd_y"] = (
+                d["embd" + sfx].reshape(T, -1)[-1:],
+                d["inp_scaled" + sfx].reshape(T, -1)[-1:],
+            )
     f["rms_w"] = w(f"blk.{il}.attn_norm.weight").numpy()
     if gemma:
         f["qknorm_w"] = w(f"blk.{il}.attn_k_norm.weight").numpy()

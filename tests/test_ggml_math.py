@@ -150,12 +150,12 @@ def c_vs_torch(fn, *args):
 
 
 def assert_same(got: torch.Tensor, want: torch.Tensor, zero_sign: bool = False) -> None:
-    """Bit equality (NaNs equal); with zero_sign, +0 and -0 also count as equal."""
+    """Bit equality (any NaN equals any NaN); with zero_sign, +0 and -0 also count as equal."""
     assert got.shape == want.shape and got.dtype == want.dtype
     if zero_sign:
         bad = ~((got == want) | (got.isnan() & want.isnan()))
     else:
-        bad = got.view(torch.int32) != want.view(torch.int32)
+        bad = (got.view(torch.int32) != want.view(torch.int32)) & ~(got.isnan() & want.isnan())
     assert not bool(bad.any()), f"{int(bad.sum())} of {bad.numel()} differ: {got[bad][:4]} vs {want[bad][:4]}"
 
 
@@ -232,3 +232,28 @@ def test_c_attention(impl, T, K, key_start, H, Hkv, D, window):
     assert_same(c, ref, zero_sign=True)  # ggml's accumulators start at +0, the emulation's at the first product
     c16 = G.attention_f16(q, k.half(), v.half(), mask, 0.125, key_start)
     assert_same(c16, c)
+
+
+@pytest.mark.parametrize("T,p0,window", [(1, 0, 0), (1, 77, 0), (9, 20, 0), (9, 60, 8)])
+def test_c_attention_kv_cache(impl, T, p0, window):
+    """The cache update and attention in one C call: the same cache contents and outputs as the PyTorch path."""
+    if impl != "c":
+        pytest.skip("C only")
+    H, Hkv, D = 6, 2, 64
+    base_k = _random((2, 128, Hkv, D), 10).half()
+    base_v = _random((2, 128, Hkv, D), 11).half()
+    q = _random((1, T, H, D), 12)
+    k, v = _random((1, T, Hkv, D), 13, 2.0), _random((1, T, Hkv, D), 14)
+    start = max(0, p0 - window + 1) if window else 0
+    qpos = torch.arange(p0, p0 + T)
+    diff = qpos[:, None] - torch.arange(start, p0 + T)[None]
+    vis = (diff >= 0) & ((diff < window) if window else True)
+    mask = None if T == 1 and not window else vis[None, None]
+
+    def run(kc, vc):
+        kc, vc = kc.clone(), vc.clone()
+        out = G.attention_kv_cache(q, kc, vc, 1, start, p0, k, v, mask, 0.125)
+        return torch.cat((out.flatten(), kc.float().flatten(), vc.float().flatten()))
+
+    c, ref = c_vs_torch(run, base_k, base_v)
+    assert_same(c, ref, zero_sign=True)

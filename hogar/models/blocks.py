@@ -18,8 +18,10 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return G.rms_norm(x, weight, eps)
 
 
-def rope_cos_sin(n_rot: int, base: float, positions: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin of shape [*positions.shape, n_rot // 2]: ggml's rope cache (theta recurrence in float32, glibc cosf/sinf)."""
+def rope_cos_sin(
+    n_rot: int, base: float, positions: torch.Tensor, scale: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin [*positions.shape, n_rot // 2]: ggml's rope cache (f32 theta recurrence, glibc cosf/sinf)."""
     return G.rope_cos_sin(n_rot, base, positions, scale)
 
 
@@ -44,7 +46,7 @@ def scale(x: torch.Tensor, s: float) -> torch.Tensor:
 
 
 def attention_mask(q_pos: torch.Tensor, n_keys: int, window: int = 0) -> torch.Tensor:
-    """Boolean [B, 1, T, n_keys] mask: True where query at q_pos may see key position j (causal, optional sliding window)."""
+    """Boolean [B, 1, T, n_keys]: True where the query at q_pos may see key j (causal, optional sliding window)."""
     k_pos = torch.arange(n_keys, device=q_pos.device)
     diff = q_pos.unsqueeze(-1) - k_pos  # [B, T, K]
     allowed = diff >= 0
@@ -53,8 +55,9 @@ def attention_mask(q_pos: torch.Tensor, n_keys: int, window: int = 0) -> torch.T
     return allowed.unsqueeze(1)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float,
-              key_start: int = 0) -> torch.Tensor:
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float, key_start: int = 0
+) -> torch.Tensor:
     """q: [B, T, H, D]; k, v: [B, K, Hkv, D] (grouped-query heads are shared) for key positions key_start...
     Returns [B, T, H * Dv]: llama.cpp's non-flash attention (f16 K/V, f16 Q and probabilities, ggml softmax)."""
     return G.attention(q, k, v, mask, scale, key_start)
@@ -90,13 +93,12 @@ class AttnContext:
             self._masks[window] = (start, mask)
         return self._masks[window]
 
-    def attend(self, il: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, window: int) -> torch.Tensor:
+    def attend(
+        self, il: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, window: int
+    ) -> torch.Tensor:
         start, mask = self._mask(window)
         kc, vc = self.cache.k[il], self.cache.v[il]
         if self._row is not None and kc.dtype == vc.dtype == torch.float16 and kc.device.type == "cpu":
-            r, p0, p1 = self._row, self.p_min, self.p_max + 1
-            kc[r, p0:p1] = k[0]
-            vc[r, p0:p1] = v[0]
-            return G.attention_f16(q, kc[r : r + 1, start:p1], vc[r : r + 1, start:p1], mask, scale, start)
+            return G.attention_kv_cache(q, kc, vc, self._row, start, self.p_min, k, v, mask, scale)
         ks, vs = self.cache.update(il, self.rows, self.positions, k, v, start, self.p_max + 1)
         return attention(q, ks, vs, mask, scale, start)

@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import math
 
+import numpy as np
 import torch
 
 from hogar.models import ops_c
@@ -43,7 +44,7 @@ def fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """float32 fused multiply-add round(a*b + c), rounded once (what _mm512_fmadd_ps and GCC-contracted C compute).
 
     a*b is exact in float64; the float64 sum s may be inexact, and rounding s again to float32 is wrong only when s
-    lands exactly on a float32 rounding midpoint: then s is nudged one float64 ulp toward the true value (TwoSum error)."""
+    lands exactly on a float32 rounding midpoint: then s is nudged one float64 ulp toward the true value (TwoSum)."""
     p = a.double() * b.double()
     cd = c.double()
     s = p + cd
@@ -67,12 +68,24 @@ def reduce_add_16(x: torch.Tensor) -> torch.Tensor:
 
 
 def _f32(v: float) -> float:
-    return float(torch.tensor(v, dtype=torch.float32))
+    """v rounded to float32 (correctly, by numpy: no torch op)."""
+    return float(np.float32(v))
 
 
-_EXP = {k: float.fromhex(v) for k, v in dict(r="0x1.8p23", l2e="0x1.715476p+0", ln2hi="0x1.62e4p-1",
-                                              ln2lo="0x1.7f7d1cp-20", c5="0x1.0e4020p-7", c4="0x1.573e2ep-5",
-                                              c3="0x1.555e66p-3", c2="0x1.fffdb6p-2", c1="0x1.ffffecp-1").items()}
+_EXP = {
+    k: float.fromhex(v)
+    for k, v in dict(
+        r="0x1.8p23",
+        l2e="0x1.715476p+0",
+        ln2hi="0x1.62e4p-1",
+        ln2lo="0x1.7f7d1cp-20",
+        c5="0x1.0e4020p-7",
+        c4="0x1.573e2ep-5",
+        c3="0x1.555e66p-3",
+        c2="0x1.fffdb6p-2",
+        c1="0x1.ffffecp-1",
+    ).items()
+}
 
 
 def v_expf(x: torch.Tensor) -> torch.Tensor:
@@ -311,8 +324,9 @@ def soft_max(kq: torch.Tensor, mask: torch.Tensor | None, kq_scale: float) -> to
     return e * (1.0 / sums).float()
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, kq_scale: float,
-              key_start: int = 0) -> torch.Tensor:
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, kq_scale: float, key_start: int = 0
+) -> torch.Tensor:
     """llama.cpp's build_attn_mha without flash attention, on the CPU:
     kq = mul_mat(k, q); kq = soft_max_ext(kq, mask, kq_scale); kqv = mul_mat(v^T, kq).
     q: [B, T, H, D] float32; k, v: [B, K, Hkv, D] holding f16 values (the cache), keys for positions
@@ -344,15 +358,38 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     return out.transpose(1, 2).reshape(B, T, H * Dv)
 
 
-def attention_f16(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, kq_scale: float,
-                  key_start: int = 0) -> torch.Tensor:
+def attention_f16(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, kq_scale: float, key_start: int = 0
+) -> torch.Tensor:
     """`attention` with k, v given as float16 (e.g. views of the KV cache whose last two dimensions are contiguous):
     read in place by the C ops, converted to float32 for the fallback."""
     if _c(q) and k.device.type == "cpu" and k.dtype == v.dtype == torch.float16:
-        if not (k.stride(-1) == 1 and k.stride(-2) == k.shape[-1] and v.stride(-1) == 1 and v.stride(-2) == v.shape[-1]):
+        if not all(t.stride(-1) == 1 and t.stride(-2) == t.shape[-1] for t in (k, v)):
             k, v = k.contiguous(), v.contiguous()
         return ops_c.attention_f16(q, k, v, mask, _f32(kq_scale), key_start)
     return attention(q, k.float(), v.float(), mask, kq_scale, key_start)
+
+
+def attention_kv_cache(
+    q: torch.Tensor,
+    kc: torch.Tensor,
+    vc: torch.Tensor,
+    row: int,
+    key_start: int,
+    p0: int,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    kq_scale: float,
+) -> torch.Tensor:
+    """Write k, v [1, T, Hkv, D] into the float16 caches kc, vc [n_slots, n_ctx, Hkv, D] at row `row`, positions
+    p0..p0+T-1 (rounded to f16), then `attention` over keys key_start..p0+T-1 of that row (one C call on the CPU)."""
+    p1 = p0 + k.shape[1]
+    if _c(q, k, v) and kc.device.type == "cpu" and kc.is_contiguous() and vc.is_contiguous():
+        return ops_c.attention_cache(q, kc, vc, row, key_start, p0, k, v, mask, _f32(kq_scale))
+    kc[row, p0:p1] = k[0]
+    vc[row, p0:p1] = v[0]
+    return attention_f16(q, kc[row : row + 1, key_start:p1], vc[row : row + 1, key_start:p1], mask, kq_scale, key_start)
 
 
 def _per_head(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -360,7 +397,8 @@ def _per_head(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if b.shape[-2] == 1:
         return _mul_mat_f16(a.unsqueeze(2), b)
     chunk = max(1, (1 << 22) // max(1, a.shape[-2] * 16 * a.shape[1]))  # bound the [.., N, M, 16] lane buffer
-    out = [torch.cat([_mul_mat_f16(a, b[:, :, r, n0:n0 + chunk]) for n0 in range(0, b.shape[-2], chunk)], dim=-2)
-           for r in range(b.shape[2])]
+    out = [
+        torch.cat([_mul_mat_f16(a, b[:, :, r, n0 : n0 + chunk]) for n0 in range(0, b.shape[-2], chunk)], dim=-2)
+        for r in range(b.shape[2])
+    ]
     return torch.stack(out, dim=2)
-

@@ -22,8 +22,20 @@ class Llama:
         return a
 
     def layer_tensors(self, il: int) -> list[str]:
-        return [f"blk.{il}.{t}.weight" for t in
-                ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down")]
+        return [
+            f"blk.{il}.{t}.weight"
+            for t in (
+                "attn_norm",
+                "attn_q",
+                "attn_k",
+                "attn_v",
+                "attn_output",
+                "ffn_norm",
+                "ffn_gate",
+                "ffn_up",
+                "ffn_down",
+            )
+        ]
 
     def tensor_names(self, args: Args) -> tuple[list[str], list[str]]:
         required = ["token_embd.weight", "output_norm.weight"]
@@ -37,8 +49,15 @@ class Llama:
     def embed(self, args: Args, w: Callable[[str], Any], tokens: torch.Tensor) -> torch.Tensor:
         return w("token_embd.weight").rows(tokens)
 
-    def attn(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
-             ctx: blocks.AttnContext) -> torch.Tensor:
+    def attn(
+        self,
+        args: Args,
+        w: Callable[[str], Any],
+        il: int,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        ctx: blocks.AttnContext,
+    ) -> torch.Tensor:
         B, T, _ = x.shape
         p = f"blk.{il}."
         q = w(p + "attn_q.weight")(x).view(B, T, args.n_head, args.head_dim)
@@ -71,8 +90,14 @@ class Llama:
         head = w("output.weight") or w("token_embd.weight")
         return head(x)
 
-    def forward(self, args: Args, w: Callable[[str], Any], tokens: torch.Tensor, ctx: blocks.AttnContext,
-                keep: slice | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        args: Args,
+        w: Callable[[str], Any],
+        tokens: torch.Tensor,
+        ctx: blocks.AttnContext,
+        keep: slice | None = None,
+    ) -> torch.Tensor:
         """tokens [B, T] -> logits [B, T', n_vocab] for the positions `keep` selects (all by default)."""
         x = self.embed(args, w, tokens)
         ropes: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}

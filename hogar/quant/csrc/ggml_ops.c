@@ -293,9 +293,15 @@ static void kq_row(const float *q, const float *kf, int64_t ks, int64_t D, int64
                         for (int l = 0; l < 16; l++) s[a][l] = fmaf(k[i + 16 * a + l], q[i + 16 * a + l], s[a][l]);
                 for (int l = 0; l < 16; l++) acc[l] = (s[0][l] + s[2][l]) + (s[1][l] + s[3][l]);
             } else {
+#ifdef GO_AVX512
+                __m512 a = _mm512_setzero_ps();
+                for (int64_t i = 0; i < D; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(k + i), _mm512_loadu_ps(q + i), a);
+                _mm512_storeu_ps(acc, a);
+#else
                 for (int l = 0; l < 16; l++) acc[l] = 0.0f;
                 for (int64_t i = 0; i < D; i += 16)
                     for (int l = 0; l < 16; l++) acc[l] = fmaf(k[i + l], q[i + l], acc[l]);
+#endif
             }
         }
         float red[16];
@@ -375,6 +381,25 @@ static void kq_row_f16(const float *q, const uint16_t *k, int64_t ks, int64_t D,
 }
 #endif
 
+#ifdef GO_AVX512
+/* tinyBLAS's PV product for one query: o[d] = reduce16 over lanes l of acc_l[d], acc_l[d] = sum over keys
+ * j = l (mod 16) of v[j][d] * p[j] by FMA in order of j, from +0; v [Sp][Dv] f32 (Dv % 16 == 0), p f32 (f16 values).
+ * Only the 16-key chunks that hold the nonzero p (keys plo .. phi-1) are visited: the rest add exact zeros. */
+static void pv_tiny16(const float *v, int64_t Dv, const float *p, int64_t plo, int64_t phi, float *o) {
+    const int64_t c0 = plo & ~(int64_t)15, c1 = (phi + 15) & ~(int64_t)15;
+    for (int64_t d = 0; d < Dv; d += 16) {
+        __m512 a[16];
+        for (int l = 0; l < 16; l++) a[l] = _mm512_setzero_ps();
+        for (int64_t j = c0; j < c1; j += 16)
+            for (int l = 0; l < 16; l++)
+                a[l] = _mm512_fmadd_ps(_mm512_loadu_ps(v + (j + l) * Dv + d), _mm512_set1_ps(p[j + l]), a[l]);
+        for (int l = 0; l < 8; l++) a[l] = _mm512_add_ps(a[l + 8], a[l]);
+        for (int l = 0; l < 4; l++) a[l] = _mm512_add_ps(a[l + 4], a[l]);
+        _mm512_storeu_ps(o + d, _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3])));
+    }
+}
+#endif
+
 /* llama.cpp's attention without flash attention (see ggml_math.attention):
  *   kq = mul_mat(K, f16(q)); p = soft_max_ext(kq, mask, kq_scale); out = mul_mat(V^T, f16(p)),
  * with tinyBLAS's lane order when T >= 2 (and D, Sp fit it), ggml_vec_dot_f16's when T == 1.
@@ -382,10 +407,21 @@ static void kq_row_f16(const float *q, const uint16_t *k, int64_t ks, int64_t D,
  * of batch row b at k + b*k_bs + j*k_ss (+ h*D); mask [B, T, n_keys] (1 = visible) or NULL; out [B, T, H*Dv].
  * Keys sit at virtual index front + j, front = key_start % 64, in Sp = a multiple of 64 slots (the rest hidden), so
  * that the lane and chunk positions are ggml's (key cell = position).  Hidden keys contribute exact zeros, which
- * never change an FMA accumulator that starts at +0, so they are skipped. Returns 0, or -1 if out of memory. */
+ * never change an FMA accumulator that starts at +0, so they are skipped.
+ * With k_new / v_new ([B, n_new, Hkv, D|Dv] f32, or NULL), first writes them (rounded to f16, as ggml_cpy does) at
+ * keys new_at .. new_at+n_new-1: the KV-cache update.  Returns 0, or -1 if out of memory. */
 int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t Dv, const float *q,
-                 const uint16_t *k, int64_t k_bs, int64_t k_ss, const uint16_t *v, int64_t v_bs, int64_t v_ss,
-                 int64_t key_start, int64_t n_keys, const uint8_t *mask, float kq_scale, float *out, int nth) {
+                 uint16_t *k, int64_t k_bs, int64_t k_ss, uint16_t *v, int64_t v_bs, int64_t v_ss,
+                 int64_t key_start, int64_t n_keys, const uint8_t *mask, float kq_scale, float *out, int nth,
+                 const float *k_new, const float *v_new, int64_t new_at, int64_t n_new) {
+    if (k_new && v_new)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j = 0; j < n_new; j++) {
+                uint16_t *kd = k + b * k_bs + (new_at + j) * k_ss, *vd = v + b * v_bs + (new_at + j) * v_ss;
+                const float *ks = k_new + (b * n_new + j) * Hkv * D, *vs = v_new + (b * n_new + j) * Hkv * Dv;
+                for (int64_t i = 0; i < Hkv * D; i++) kd[i] = f2h(ks[i]);
+                for (int64_t i = 0; i < Hkv * Dv; i++) vd[i] = f2h(vs[i]);
+            }
     const int64_t front = key_start % 64;
     const int64_t Sp = (front + n_keys + 63) / 64 * 64;
     const int64_t rep = H / Hkv;
@@ -416,6 +452,13 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                     for (int64_t i = 0; i < D; i++) kd[i] = h2f(kr[i]);
                     for (int64_t i = 0; i < Dv; i++) vd[i] = h2f(vr[i]);
                 }
+        if (!direct) { /* padding slots hold zero values (pv_tiny16 multiplies them by p = 0) */
+#pragma omp for schedule(static)
+            for (int64_t bh = 0; bh < B * Hkv; bh++) {
+                memset(vf + bh * Sp * Dv, 0, sizeof(float) * (size_t)(front * Dv));
+                memset(vf + (bh * Sp + front + n_keys) * Dv, 0, sizeof(float) * (size_t)((Sp - front - n_keys) * Dv));
+            }
+        }
         const int64_t nacc = tiny_pv ? 16 : 64;
         float *qh = malloc(sizeof(float) * (size_t)(D + Sp + nacc * Dv + 16));
         uint16_t *p16 = malloc(sizeof(uint16_t) * (size_t)Sp);
@@ -449,6 +492,33 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                     kq_row(qh, kb, D, D, lo, hi, vis, !tiny_kq, kq);
                 /* soft_max_ext: wp = kq*scale (hidden -inf); e = v_expf(wp - max); sum (double) of the 16-lane
                  * reductions; p = e * (float)(1.0/sum) */
+#ifdef GO_AVX512
+                /* only the 16-key chunks holding keys lo .. hi-1: every other chunk is all hidden, e = p = 0 */
+                const int64_t c0 = lo & ~(int64_t)15, c1 = (hi + 15) & ~(int64_t)15;
+                const __m512 ninf = _mm512_set1_ps(-INFINITY), vsc = _mm512_set1_ps(kq_scale);
+                __m512 vmx = ninf;
+                for (int64_t j = c0; j < c1; j += 16) {
+                    __m512 x = _mm512_loadu_ps(kq + j);
+                    x = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, ninf, _CMP_NEQ_UQ), x, vsc);
+                    _mm512_storeu_ps(kq + j, x);
+                    vmx = _mm512_max_ps(vmx, x);
+                }
+                const __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
+                double sum = 0.0;
+                for (int64_t j = c0; j < c1; j += 16) {
+                    const __m512 e = v_expf(_mm512_sub_ps(_mm512_loadu_ps(kq + j), vmax));
+                    _mm512_storeu_ps(kq + j, e);
+                    sum += (double)_mm512_reduce_add_ps(e);
+                }
+                const __m512 vinv = _mm512_set1_ps((float)(1.0 / sum));
+                for (int64_t j = c0; j < c1; j += 16) { /* p16 = f16(e * inv); kq = p as f32 */
+                    const __m256i h16 = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(kq + j), vinv),
+                                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    _mm256_storeu_si256((__m256i *)(p16 + j), h16);
+                    _mm512_storeu_ps(kq + j, _mm512_cvtph_ps(h16));
+                }
+                const int64_t plo = c0, phi = c1;
+#else
                 float mx = -INFINITY;
                 for (int64_t j = lo; j < hi; j++) {
                     if (kq[j] != -INFINITY) kq[j] = kq[j] * kq_scale;
@@ -460,14 +530,8 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                         memset(kq + j, 0, 64);
                         continue;
                     }
-#ifdef GO_AVX512
-                    const __m512 e = v_expf(_mm512_sub_ps(_mm512_loadu_ps(kq + j), _mm512_set1_ps(mx)));
-                    _mm512_storeu_ps(kq + j, e);
-                    sum += (double)_mm512_reduce_add_ps(e);
-#else
                     for (int l = 0; l < 16; l++) kq[j + l] = expf_lane(kq[j + l] - mx);
                     sum += (double)reduce16(kq + j);
-#endif
                 }
                 const float inv = (float)(1.0 / sum);
                 int64_t plo = Sp, phi = 0;
@@ -475,9 +539,17 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                     p16[j] = f2h(kq[j] * inv);
                     if (p16[j] & 0x7fff) { if (j < plo) plo = j; phi = j + 1; }
                 }
+#endif
                 /* out[d] = sum_j vT[d][j] * p[j]: accumulator row (j % 16) (tinyBLAS) or (j % 64) (vec_dot_f16),
                  * vectorized over d; zero products are skipped (exact, see above) */
                 const float *vb = direct ? NULL : vf + (b * Hkv + hk) * Sp * Dv;
+                float *o = out + ((b * T + t) * H + h) * Dv;
+#ifdef GO_AVX512
+                if (!direct && tiny_pv && Dv % 16 == 0) {
+                    pv_tiny16(vb, Dv, kq, plo, phi, o);
+                    continue;
+                }
+#endif
                 memset(acc, 0, sizeof(float) * (size_t)(nacc * Dv));
 #ifdef GO_AVX512
                 if (direct) {
@@ -501,9 +573,14 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                     const float pj = h2f(p16[j]);
                     float *a = acc + (j % nacc) * Dv;
                     const float *vr = vb + j * Dv;
-                    for (int64_t d = 0; d < Dv; d++) a[d] = fmaf(vr[d], pj, a[d]);
+                    int64_t d = 0;
+#ifdef GO_AVX512
+                    const __m512 pv = _mm512_set1_ps(pj);
+                    for (; d + 16 <= Dv; d += 16)
+                        _mm512_storeu_ps(a + d, _mm512_fmadd_ps(_mm512_loadu_ps(vr + d), pv, _mm512_loadu_ps(a + d)));
+#endif
+                    for (; d < Dv; d++) a[d] = fmaf(vr[d], pj, a[d]);
                 }
-                float *o = out + ((b * T + t) * H + h) * Dv;
                 float *s16 = acc; /* 16 rows of Dv */
                 if (nacc == 64) /* (sum0 + sum2) + (sum1 + sum3) */
                     for (int l = 0; l < 16; l++)
