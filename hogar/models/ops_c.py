@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
-import warnings
 
 import torch
 
+from hogar.quant.build import load_library
+
 _lib: ctypes.CDLL | None = None
-_failed = False
-_lock = threading.Lock()
 _enabled = os.environ.get("HOGAR_GGML_OPS_C", "1") not in ("", "0")
 
 _P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
@@ -43,27 +41,12 @@ def set_enabled(on: bool) -> bool:
 
 def lib() -> ctypes.CDLL | None:
     """The library when enabled and buildable (built on first use); None otherwise (with a warning, once)."""
-    global _lib, _failed
+    global _lib
     if not _enabled:
         return None
-    if _lib is not None or _failed:
-        return _lib
-    with _lock:
-        if _lib is not None or _failed:
-            return _lib
-        try:
-            from hogar.quant.build import build
-
-            cdll = ctypes.CDLL(str(build(name="ggml_ops")))
-            for name, argtypes in _SIGNATURES.items():
-                fn = getattr(cdll, name)
-                fn.argtypes = argtypes
-                fn.restype = ctypes.c_int if name == "go_attention" else None
-            _lib = cdll
-        except Exception as e:  # noqa: BLE001 - any failure means: use the PyTorch emulation
-            _failed = True
-            warnings.warn(f"hogar: C ggml ops unavailable, using the slow PyTorch emulation ({e})", RuntimeWarning,
-                          stacklevel=3)
+    if _lib is None:
+        signatures = {n: (args, ctypes.c_int if n == "go_attention" else None) for n, args in _SIGNATURES.items()}
+        _lib = load_library("ggml_ops", signatures, "the slow PyTorch emulation")
     return _lib
 
 

@@ -10,13 +10,17 @@ virtual environment, else ~/.cache/hogar/kernels.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import warnings
 from pathlib import Path
+from typing import Any
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCE = CSRC / "qmatmul.c"
@@ -88,6 +92,30 @@ def build(verbose: bool = False, name: str = "qmatmul") -> Path:
         os.unlink(tmp)
         errors.append(proc.stderr.strip())
     raise RuntimeError(f"compiling the {name} kernel failed:\n" + "\n".join(errors))
+
+
+_loaded: dict[str, ctypes.CDLL | None] = {}
+_load_lock = threading.Lock()
+
+
+def load_library(name: str, signatures: dict[str, tuple[list[Any], Any]], fallback: str) -> ctypes.CDLL | None:
+    """Library `name`, built on first use, with its functions' (argtypes, restype) set; None where it cannot be built
+    or loaded, after one warning naming the `fallback` path the caller takes instead."""
+    if name in _loaded:
+        return _loaded[name]
+    with _load_lock:
+        if name not in _loaded:
+            try:
+                lib = ctypes.CDLL(str(build(name=name)))
+                for fn_name, (argtypes, restype) in signatures.items():
+                    fn = getattr(lib, fn_name)
+                    fn.argtypes, fn.restype = argtypes, restype
+                _loaded[name] = lib
+            except Exception as e:  # noqa: BLE001 - any failure means: take the fallback path
+                _loaded[name] = None
+                warnings.warn(f"hogar: C library {name} unavailable, using {fallback} ({e})", RuntimeWarning,
+                              stacklevel=3)
+    return _loaded[name]
 
 
 def main() -> None:

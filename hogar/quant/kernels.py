@@ -7,42 +7,22 @@
 from __future__ import annotations
 
 import ctypes
-import threading
-import warnings
 
 import torch
 
-_lib: ctypes.CDLL | None = None
-_failed = False
-_lock = threading.Lock()
+from hogar.quant.build import load_library
+
+_P, _I = ctypes.c_void_p, ctypes.c_int64
+_SIGNATURES = {
+    "hq_matmul": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, ctypes.c_int], ctypes.c_int),
+    "hq_supported": ([ctypes.c_int], ctypes.c_int),
+    "hq_avx512": ([], ctypes.c_int),
+}
 
 
 def load() -> ctypes.CDLL | None:
     """The kernel library, built on first use; None (with a warning, once) where it cannot be built or loaded."""
-    global _lib, _failed
-    if _lib is not None or _failed:
-        return _lib
-    with _lock:
-        if _lib is not None or _failed:
-            return _lib
-        try:
-            from hogar.quant.build import build
-
-            lib = ctypes.CDLL(str(build()))
-            lib.hq_matmul.argtypes = [
-                ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int,
-            ]
-            lib.hq_matmul.restype = ctypes.c_int
-            lib.hq_supported.argtypes = [ctypes.c_int]
-            lib.hq_supported.restype = ctypes.c_int
-            lib.hq_avx512.restype = ctypes.c_int
-            _lib = lib
-        except Exception as e:  # noqa: BLE001 - any failure means: use the reference path
-            _failed = True
-            warnings.warn(f"hogar: fast quantized matmul unavailable, using the slow reference path ({e})",
-                          RuntimeWarning, stacklevel=3)
-    return _lib
+    return load_library("qmatmul", _SIGNATURES, "the slow reference path")
 
 
 def supported(qtype: int) -> bool:
