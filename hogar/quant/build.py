@@ -62,6 +62,8 @@ def library_path(cc: str, name: str = "qmatmul") -> Path:
     source, extra = LIBRARIES[name]
     h = hashlib.sha256()
     h.update(source.read_bytes())
+    for header in sorted(source.parent.glob("*.h")):  # shared headers are part of every library's source
+        h.update(header.read_bytes())
     h.update(" ".join([cc, *_FLAGS, *extra, *_NATIVE]).encode())
     h.update(_cpu_flags().encode())
     return cache_dir() / f"{name}-{h.hexdigest()[:16]}.so"

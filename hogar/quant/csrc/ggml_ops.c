@@ -23,39 +23,7 @@
 #include <immintrin.h>
 #endif
 
-/* ---- f16 <-> f32 ------------------------------------------------------------------------------------------- */
-
-static inline float bits_f32(uint32_t w) { float f; memcpy(&f, &w, 4); return f; }
-static inline uint32_t f32_bits(float f) { uint32_t w; memcpy(&w, &f, 4); return w; }
-
-static inline float h2f(uint16_t h) {
-#ifdef __F16C__
-    return _cvtsh_ss(h);
-#else
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0) {
-        if (man == 0) return bits_f32(sign);
-        exp = 113;
-        while (!(man & 0x400)) { man <<= 1; exp--; }
-        return bits_f32(sign | (exp << 23) | ((man & 0x3ff) << 13));
-    }
-    if (exp == 31) return bits_f32(sign | 0x7f800000 | (man << 13));
-    return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
-#endif
-}
-
-static inline uint16_t f2h(float f) { /* round to nearest even, as F16C / torch .half() */
-#ifdef __F16C__
-    return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
-#else
-    float base = (fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
-    uint32_t w = f32_bits(f), shl1 = w + w, sign = w & 0x80000000u, bias = shl1 & 0xFF000000u;
-    if (bias < 0x71000000u) bias = 0x71000000u;
-    base = bits_f32((bias >> 1) + 0x07800000u) + base;
-    uint32_t bits = f32_bits(base);
-    return (uint16_t)((sign >> 16) | (shl1 > 0xFF000000u ? 0x7E00 : ((bits >> 13) & 0x7C00) + (bits & 0x0FFF)));
-#endif
-}
+#include "f16.h"
 
 static inline int nthreads_for(int nth, int64_t work, int64_t min_per_thread) {
     if (nth < 1) nth = 1;
@@ -168,9 +136,9 @@ void go_swiglu(const float *g, const float *u, float *y, int64_t rows, int64_t n
 void go_gelu_table(float *table) {
     const float a = 0.044715f, c = 0.79788456080286535587989211986876f;
     for (int h = 0; h < 65536; h++) {
-        const float x = h2f((uint16_t)h);
+        const float x = h2f_bits((uint16_t)h);
         const float th = tanhf((c * x) * fmaf(a * x, x, 1.0f));
-        table[h] = h2f(f2h((0.5f * x) * (1.0f + th)));
+        table[h] = h2f_bits(f2h((0.5f * x) * (1.0f + th)));
     }
 }
 
@@ -371,7 +339,7 @@ static void kq_row_f16(const float *q, const uint16_t *k, int64_t ks, int64_t D,
             if (n64 < D) {
                 const uint16_t *kr = k + j * ks;
                 double sum = (double)r;
-                for (int64_t i = n64; i < D; i++) sum += (double)(h2f(kr[i]) * q[i]);
+                for (int64_t i = n64; i < D; i++) sum += (double)(h2f_bits(kr[i]) * q[i]);
                 r = (float)sum;
             }
             kq[j] = r;
@@ -449,8 +417,8 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                     const uint16_t *vr = v + b * v_bs + j * v_ss + h * Dv;
                     float *kd = kf + ((b * Hkv + h) * Sp + front + j) * D;
                     float *vd = vf + ((b * Hkv + h) * Sp + front + j) * Dv;
-                    for (int64_t i = 0; i < D; i++) kd[i] = h2f(kr[i]);
-                    for (int64_t i = 0; i < Dv; i++) vd[i] = h2f(vr[i]);
+                    for (int64_t i = 0; i < D; i++) kd[i] = h2f_bits(kr[i]);
+                    for (int64_t i = 0; i < Dv; i++) vd[i] = h2f_bits(vr[i]);
                 }
         if (!direct) { /* padding slots hold zero values (pv_tiny16 multiplies them by p = 0) */
 #pragma omp for schedule(static)
@@ -473,7 +441,7 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
             for (int64_t it = 0; it < items; it++) {
                 const int64_t b = it / (H * T), h = (it / T) % H, t = it % T, hk = h / rep;
                 const float *qr = q + ((b * T + t) * H + h) * D;
-                for (int64_t i = 0; i < D; i++) qh[i] = h2f(f2h(qr[i]));
+                for (int64_t i = 0; i < D; i++) qh[i] = h2f_bits(f2h(qr[i]));
                 const uint8_t *vis = mask ? mask + (b * T + t) * n_keys - front : NULL;
                 const float *kb = direct ? NULL : kf + (b * Hkv + hk) * Sp * D;
                 /* kq over the real keys, hidden/padding slots -inf */
@@ -556,7 +524,7 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                     const uint16_t *v0 = v + b * v_bs + hk * Dv - front * v_ss;
                     for (int64_t j = plo; j < phi; j++) {
                         if (!(p16[j] & 0x7fff)) continue;
-                        const __m512 pj = _mm512_set1_ps(h2f(p16[j]));
+                        const __m512 pj = _mm512_set1_ps(h2f_bits(p16[j]));
                         float *a = acc + (j % nacc) * Dv;
                         const uint16_t *vr = v0 + j * v_ss;
                         for (int64_t d = 0; d < Dv; d += 16)
@@ -570,7 +538,7 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                 for (int64_t j = plo; j < phi; j++) {
 #endif
                     if (!(p16[j] & 0x7fff)) continue;
-                    const float pj = h2f(p16[j]);
+                    const float pj = h2f_bits(p16[j]);
                     float *a = acc + (j % nacc) * Dv;
                     const float *vr = vb + j * Dv;
                     int64_t d = 0;

@@ -33,42 +33,11 @@
 enum { T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12,
        T_Q5_K = 13, T_Q6_K = 14 };
 
-/* ---- f16 <-> f32 ------------------------------------------------------------------------------------------- */
-
-static inline float bits_f32(uint32_t w) { float f; memcpy(&f, &w, 4); return f; }
-static inline uint32_t f32_bits(float f) { uint32_t w; memcpy(&w, &f, 4); return w; }
-
-static inline float h2f_bits(uint16_t h) {
-#ifdef __F16C__
-    return _cvtsh_ss(h);
-#else
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0) {
-        if (man == 0) return bits_f32(sign);
-        exp = 113;
-        while (!(man & 0x400)) { man <<= 1; exp--; }
-        return bits_f32(sign | (exp << 23) | ((man & 0x3ff) << 13));
-    }
-    if (exp == 31) return bits_f32(sign | 0x7f800000 | (man << 13));
-    return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
-#endif
-}
+#include "f16.h"
 
 static inline float h2f(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return h2f_bits(h); }
 
-static inline float round_f16(float f) { /* f32 -> nearest f16 (ties to even) -> f32 */
-#ifdef __F16C__
-    return _cvtsh_ss(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
-#else
-    float base = (fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
-    uint32_t w = f32_bits(f), shl1 = w + w, sign = w & 0x80000000u, bias = shl1 & 0xFF000000u;
-    if (bias < 0x71000000u) bias = 0x71000000u;
-    base = bits_f32((bias >> 1) + 0x07800000u) + base;
-    uint32_t bits = f32_bits(base);
-    uint16_t h = (uint16_t)((sign >> 16) | (shl1 > 0xFF000000u ? 0x7E00 : ((bits >> 13) & 0x7C00) + (bits & 0x0FFF)));
-    return h2f_bits(h);
-#endif
-}
+static inline float round_f16(float f) { return h2f_bits(f2h(f)); } /* f32 -> nearest f16 -> f32 */
 
 static inline int nearest_int(float f) { /* ggml's: round half to even, |f| < 2^22.  rintf, not ggml's
     * f + 12582912.f trick: inlined into nearest_int(iscale * x), GCC's default -ffp-contract=fast fuses that into
