@@ -1,6 +1,7 @@
 """Per-shape timings of the quantized matmul: fast kernel vs the dequantize-then-matmul reference.
 
     .venv/bin/python benchmarks/bench_linear.py [--threads 2] [--batch 1 512] [--model smollm2] [--reps 20]
+        [--gguf-layout]
 
 Uses the real tensors of a model (one per distinct (type, shape)); prints median times in microseconds.
 """
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 512])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--reference", action="store_true", help="also time the reference path")
+    ap.add_argument("--gguf-layout", action="store_true", help="time the kernel on the GGUF blocks, not repacked")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from hogar.store import resolve_model
@@ -48,6 +50,8 @@ def main() -> None:
     with torch.inference_mode():
         for (qt, n_out, n_in), name in sorted(seen.items(), key=lambda kv: kv[0][1] * kv[0][2]):
             w = QuantWeight(from_numpy_bytes(gf.tensor_bytes(name)), qt, (n_out, n_in))
+            if not a.gguf_layout:
+                w.pack()
             for B in a.batch:
                 x = torch.randn(1, B, n_in)
                 linear.set_reference(False)

@@ -165,6 +165,15 @@ class GGUFFile:
         info = self.tensors[name]
         return np.frombuffer(self._mmap, dtype=np.uint8, count=info.n_bytes, offset=info.offset)
 
+    def release(self, name: str) -> None:
+        """Let the kernel drop the pages of a tensor from memory (read again from the file if touched later)."""
+        info = self.tensors[name]
+        page = mmap.PAGESIZE
+        start = info.offset // page * page
+        end = min(-(-(info.offset + info.n_bytes) // page) * page, self.file_size)
+        if hasattr(self._mmap, "madvise") and end > start:
+            self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
+
     def close(self) -> None:
         try:
             self._mmap.close()

@@ -12,6 +12,7 @@ import torch
 from hogar.models import blocks
 from hogar.models.base import Args, meta_get, register
 from hogar.models.llama import Llama
+from hogar.quant.linear import matmul_many
 
 SWA_PERIOD = 6  # every 6th layer is global (llama.cpp: set_swa_pattern(6))
 ROPE_BASE_LOCAL = 10000.0  # llama.cpp hard-codes rope_freq_base_train_swa for gemma3
@@ -48,7 +49,8 @@ class Gemma3(Llama):
 
     def ffn(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor) -> torch.Tensor:
         p = f"blk.{il}."
-        return w(p + "ffn_down.weight")(blocks.geglu(w(p + "ffn_gate.weight")(x), w(p + "ffn_up.weight")(x)))
+        gate, up = matmul_many([w(p + "ffn_gate.weight"), w(p + "ffn_up.weight")], x)
+        return w(p + "ffn_down.weight")(blocks.geglu(gate, up))
 
     def block(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope, ctx) -> torch.Tensor:
         p = f"blk.{il}."

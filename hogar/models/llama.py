@@ -9,6 +9,7 @@ import torch
 
 from hogar.models import blocks
 from hogar.models.base import Args, common_args, register
+from hogar.quant.linear import matmul_many
 
 
 class Llama:
@@ -60,9 +61,10 @@ class Llama:
     ) -> torch.Tensor:
         B, T, _ = x.shape
         p = f"blk.{il}."
-        q = w(p + "attn_q.weight")(x).view(B, T, args.n_head, args.head_dim)
-        k = w(p + "attn_k.weight")(x).view(B, T, args.n_head_kv, args.head_dim)
-        v = w(p + "attn_v.weight")(x).view(B, T, args.n_head_kv, args.head_dim_v)
+        q, k, v = matmul_many([w(p + "attn_q.weight"), w(p + "attn_k.weight"), w(p + "attn_v.weight")], x)
+        q = q.view(B, T, args.n_head, args.head_dim)
+        k = k.view(B, T, args.n_head_kv, args.head_dim)
+        v = v.view(B, T, args.n_head_kv, args.head_dim_v)
         q, k = self.qk_norm(args, w, il, q, k)
         q = blocks.apply_rope(q, *rope, args.rope_mode)
         k = blocks.apply_rope(k, *rope, args.rope_mode)
@@ -77,7 +79,8 @@ class Llama:
 
     def ffn(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor) -> torch.Tensor:
         p = f"blk.{il}."
-        return w(p + "ffn_down.weight")(blocks.swiglu(w(p + "ffn_gate.weight")(x), w(p + "ffn_up.weight")(x)))
+        gate, up = matmul_many([w(p + "ffn_gate.weight"), w(p + "ffn_up.weight")], x)
+        return w(p + "ffn_down.weight")(blocks.swiglu(gate, up))
 
     def block(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, rope, ctx) -> torch.Tensor:
         p = f"blk.{il}."

@@ -47,6 +47,8 @@ def load_weights(gf: GGUFFile, arch: Architecture, args: Args, device: str | tor
             f"not a {args.arch} model"
         )
     tensors: dict[str, Any] = {}
+    # the embedding table is only read row by row, unless the output head shares it
+    lookup_only = {"token_embd.weight"} if "output.weight" in gf.tensors else set()
     for name in required + [n for n in optional if n in gf.tensors]:
         info = gf.tensors[name]
         if info.type not in quants.SUPPORTED:
@@ -59,7 +61,9 @@ def load_weights(gf: GGUFFile, arch: Architecture, args: Args, device: str | tor
             tensors[name] = quants.dequantize(raw, info.type, info.shape).to(device)
         elif len(info.shape) == 2:
             raw = raw if str(device) == "cpu" else raw.to(device)
-            tensors[name] = QuantWeight(raw, info.type, (info.shape[0], info.shape[1]))
+            tensors[name] = w = QuantWeight(raw, info.type, (info.shape[0], info.shape[1]))
+            if name not in lookup_only and w.pack():  # the kernel's copy; the file is read again only for embeddings
+                gf.release(name)
         else:
             raise UnsupportedModelError(f"{gf.path}: tensor {name} has {len(info.shape)} dimensions; not supported")
     _check_shapes(gf, args, tensors)

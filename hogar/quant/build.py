@@ -24,8 +24,11 @@ from typing import Any
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCE = CSRC / "qmatmul.c"
-# library name -> (source, extra compiler flags)
-LIBRARIES = {"qmatmul": (SOURCE, []), "ggml_ops": (CSRC / "ggml_ops.c", ["-ffp-contract=off"])}
+# library name -> (sources, extra compiler flags)
+LIBRARIES = {
+    "qmatmul": ([SOURCE, CSRC / "packed16.c"], []),
+    "ggml_ops": ([CSRC / "ggml_ops.c"], ["-ffp-contract=off"]),
+}
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fopenmp"]
 _NATIVE = ["-march=native"]
 
@@ -59,10 +62,11 @@ def _cpu_flags() -> str:
 
 
 def library_path(cc: str, name: str = "qmatmul") -> Path:
-    source, extra = LIBRARIES[name]
+    sources, extra = LIBRARIES[name]
     h = hashlib.sha256()
-    h.update(source.read_bytes())
-    for header in sorted(source.parent.glob("*.h")):  # shared headers are part of every library's source
+    for source in sources:
+        h.update(source.read_bytes())
+    for header in sorted(CSRC.glob("*.h")):  # shared headers are part of every library's source
         h.update(header.read_bytes())
     h.update(" ".join([cc, *_FLAGS, *extra, *_NATIVE]).encode())
     h.update(_cpu_flags().encode())
@@ -75,7 +79,7 @@ def build(verbose: bool = False, name: str = "qmatmul") -> Path:
     cc = compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (set CC, or install gcc)")
-    source, flags = LIBRARIES[name]
+    sources, flags = LIBRARIES[name]
     out = library_path(cc, name)
     if out.exists():
         return out
@@ -84,7 +88,7 @@ def build(verbose: bool = False, name: str = "qmatmul") -> Path:
     for extra in (_NATIVE, []):  # -march=native first; a compiler that refuses it gets a portable build
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
-        cmd = [cc, *_FLAGS, *flags, *extra, str(source), "-o", tmp, "-lm"]
+        cmd = [cc, *_FLAGS, *flags, *extra, *map(str, sources), "-o", tmp, "-lm"]
         if verbose:
             print(" ".join(cmd), file=sys.stderr)
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -105,6 +109,9 @@ def load_library(name: str, signatures: dict[str, tuple[list[Any], Any]], fallba
     or loaded, after one warning naming the `fallback` path the caller takes instead."""
     if name in _loaded:
         return _loaded[name]
+    # libgomp reads this when it loads: without it, idle OpenMP threads sleep after ~1000 spins and each kernel call
+    # pays their wake-up (~20-30 us on a 2-core machine, more than a small matmul's whole work)
+    os.environ.setdefault("GOMP_SPINCOUNT", "300000")
     with _load_lock:
         if name not in _loaded:
             try:

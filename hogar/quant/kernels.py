@@ -1,7 +1,8 @@
 """ctypes binding of the quantized-matmul kernel (csrc/qmatmul.c, built by hogar.quant.build).
 
 `matmul(raw, qtype, shape, x)` returns x @ W.T for a [B, n_in] float32 x, or None where the kernel cannot do it
-(no compiler, unsupported type): the caller then takes the reference path.
+(no compiler, unsupported type): the caller then takes the reference path.  `pack` repacks a block-32 matrix 16 rows
+at a time (csrc/packed16.c) where the CPU has AVX-512 VNNI; `matmul_packed` multiplies on that layout, faster.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ _SIGNATURES = {
     "hq_matmul": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, ctypes.c_int], ctypes.c_int),
     "hq_supported": ([ctypes.c_int], ctypes.c_int),
     "hq_avx512": ([], ctypes.c_int),
+    "p16_supported": ([ctypes.c_int], ctypes.c_int),
+    "p16_pack": ([ctypes.c_int, _P, _I, _I, _P, ctypes.c_int], ctypes.c_int),
+    "p16_matmul": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, ctypes.c_int], ctypes.c_int),
+    "p16_matmul_multi": ([ctypes.c_int, _P, _P, _P, _I, _P, _I, _P, ctypes.c_int], ctypes.c_int),
 }
 
 
@@ -41,3 +46,46 @@ def matmul(raw: torch.Tensor, qtype: int, shape: tuple[int, int], x: torch.Tenso
     rc = lib.hq_matmul(int(qtype), raw.data_ptr(), n_out, n_in, x.data_ptr(), B, out.data_ptr(),
                        torch.get_num_threads())
     return out if rc == 0 else None
+
+
+def pack(raw: torch.Tensor, qtype: int, shape: tuple[int, int]) -> torch.Tensor | None:
+    """The 16-row repacking of a GGUF matrix (same size, new memory), or None where it does not apply."""
+    lib = load()
+    n_out, n_in = shape
+    if lib is None or not lib.p16_supported(int(qtype)) or n_out % 16 or n_in % 32:
+        return None
+    packed = torch.empty(raw.numel(), dtype=torch.uint8)
+    if lib.p16_pack(int(qtype), raw.data_ptr(), n_out, n_in, packed.data_ptr(), torch.get_num_threads()) != 0:
+        return None
+    return packed
+
+
+def matmul_packed(packed: torch.Tensor, qtype: int, shape: tuple[int, int], x: torch.Tensor) -> torch.Tensor | None:
+    """x [B, n_in] float32 contiguous CPU -> [B, n_out] float32, on a matrix `pack` made."""
+    n_out, n_in = shape
+    out = torch.empty((x.shape[0], n_out), dtype=torch.float32)
+    rc = load().p16_matmul(qtype, packed.data_ptr(), n_out, n_in, x.data_ptr(), x.shape[0], out.data_ptr(),
+                           torch.get_num_threads())
+    return out if rc == 0 else None
+
+
+class PackedGroup:
+    """Several packed matrices with the same input (q, k, v; gate, up) multiplied in one call: the activations are
+    quantized once and all the rows share one parallel region. Only types that quantize activations alike."""
+
+    def __init__(self, items: list[tuple[torch.Tensor, int, tuple[int, int]]]) -> None:
+        n = len(items)
+        self.n, self.n_in = n, items[0][2][1]
+        self.n_outs = [shape[0] for _, _, shape in items]
+        self._keep = [p for p, _, _ in items]
+        self._types = (ctypes.c_int * n)(*[int(t) for _, t, _ in items])
+        self._ptrs = (ctypes.c_void_p * n)(*[p.data_ptr() for p, _, _ in items])
+        self._n_outs = (ctypes.c_int64 * n)(*self.n_outs)
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor] | None:
+        B = x.shape[0]
+        outs = [torch.empty((B, n), dtype=torch.float32) for n in self.n_outs]
+        ys = (ctypes.c_void_p * self.n)(*[o.data_ptr() for o in outs])
+        rc = load().p16_matmul_multi(self.n, self._types, self._ptrs, self._n_outs, self.n_in, x.data_ptr(), B, ys,
+                                     torch.get_num_threads())
+        return outs if rc == 0 else None

@@ -38,6 +38,15 @@ class QuantWeight:
 
     def __init__(self, raw: torch.Tensor, qtype: QT, shape: tuple[int, int]) -> None:
         self.raw, self.qtype, self.shape = raw, qtype, shape
+        self.packed: torch.Tensor | None = None  # the 16-row repacking the fast kernel prefers (see pack())
+        self.groups: dict[tuple[int, ...], tuple[list[QuantWeight], kernels.PackedGroup | None]] = {}
+
+    def pack(self) -> bool:
+        """Keep a repacked copy for the fast kernel (the GGUF bytes stay for embeddings and the reference path;
+        untouched afterwards, their mmap pages can leave memory). True where the type and shape allow it."""
+        if self.packed is None and self.raw.device.type == "cpu" and self.raw.is_contiguous():
+            self.packed = kernels.pack(self.raw, self.qtype, self.shape)
+        return self.packed is not None
 
     @property
     def nbytes(self) -> int:
@@ -51,6 +60,12 @@ class QuantWeight:
         return quants.dequantize_rows(self.raw, self.qtype, ids.reshape(-1), self.shape[1]).reshape(*ids.shape, -1)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed is not None and not _reference and x.dtype == torch.float32 and x.device.type == "cpu":
+            x2 = x.reshape(-1, self.shape[1])
+            if x2.shape[0] > 0:
+                out = kernels.matmul_packed(self.packed, self.qtype, self.shape, x2.contiguous())
+                if out is not None:
+                    return out.view(*x.shape[:-1], self.shape[0])
         if (
             not _reference
             and self.qtype in _FAST_TYPES
@@ -67,6 +82,28 @@ class QuantWeight:
                 if out is not None:
                     return out.view(*x.shape[:-1], n_out)
         return F.linear(x, self.dequantize(x.dtype))
+
+
+_ACT_KIND = {QT.Q4_0: 0, QT.Q5_0: 0, QT.Q8_0: 0, QT.Q4_1: 1, QT.Q5_1: 1}  # Q8_0 or Q8_1 activations
+
+
+def matmul_many(ws: list[QuantWeight], x: torch.Tensor) -> list[torch.Tensor]:
+    """[w(x) for w in ws] for matrices with the same input; in one kernel call where they are all packed and their
+    types quantize the activations alike."""
+    if not _reference and x.dtype == torch.float32 and x.device.type == "cpu":
+        cache = ws[0].groups  # on the first matrix, so that the group lives and dies with the model
+        key = tuple(id(w) for w in ws)
+        if key not in cache or any(a is not b for a, b in zip(cache[key][0], ws, strict=True)):
+            ok = all(w.packed is not None for w in ws) and len({_ACT_KIND.get(w.qtype) for w in ws}) == 1
+            cache[key] = (list(ws), kernels.PackedGroup([(w.packed, w.qtype, w.shape) for w in ws]) if ok else None)
+        group = cache[key][1]
+        if group is not None:
+            x2 = x.reshape(-1, ws[0].shape[1])
+            if x2.shape[0] > 0:
+                outs = group(x2.contiguous())
+                if outs is not None:
+                    return [o.view(*x.shape[:-1], o.shape[1]) for o in outs]
+    return [w(x) for w in ws]
 
 
 def from_numpy_bytes(data: np.ndarray) -> torch.Tensor:

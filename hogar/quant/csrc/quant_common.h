@@ -1,0 +1,86 @@
+/* What hogar's two matmul kernels (qmatmul.c on GGUF blocks, packed16.c on repacked ones) share: the type table, f16
+ * helpers and llama.cpp's quantization of activation rows to Q8_0 / Q8_1. */
+#ifndef HOGAR_QUANT_COMMON_H
+#define HOGAR_QUANT_COMMON_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#define HQ_AVX512 1
+#endif
+#if defined(HQ_AVX512) || defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+enum { T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12,
+       T_Q5_K = 13, T_Q6_K = 14 };
+
+#include "f16.h"
+
+static inline float h2f(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return h2f_bits(h); }
+
+static inline float round_f16(float f) { return h2f_bits(f2h(f)); } /* f32 -> nearest f16 -> f32 */
+
+static inline int nearest_int(float f) { /* ggml's: round half to even, |f| < 2^22.  rintf, not ggml's
+    * f + 12582912.f trick: inlined into nearest_int(iscale * x), GCC's default -ffp-contract=fast fuses that into
+    * an FMA of the unrounded product (llama.cpp rounds the product first), which flips exact .5 ties */
+    return (int)rintf(f);
+}
+
+/* ---- type table -------------------------------------------------------------------------------------------- */
+
+typedef struct { int block, size, group, amode; } qinfo;
+/* amode: 0 = Q8_0 activations, 1 = Q8_1, 2 = Q8_K */
+
+static inline int type_info(int t, qinfo *qi) {
+    switch (t) {
+    case T_Q4_0: *qi = (qinfo){32, 18, 32, 0}; return 1;
+    case T_Q4_1: *qi = (qinfo){32, 20, 32, 1}; return 1;
+    case T_Q5_0: *qi = (qinfo){32, 22, 32, 0}; return 1;
+    case T_Q5_1: *qi = (qinfo){32, 24, 32, 1}; return 1;
+    case T_Q8_0: *qi = (qinfo){32, 34, 32, 0}; return 1;
+    case T_Q2_K: *qi = (qinfo){256, 84, 16, 2}; return 1;
+    case T_Q3_K: *qi = (qinfo){256, 110, 16, 2}; return 1;
+    case T_Q4_K: *qi = (qinfo){256, 144, 32, 2}; return 1;
+    case T_Q5_K: *qi = (qinfo){256, 176, 32, 2}; return 1;
+    case T_Q6_K: *qi = (qinfo){256, 210, 16, 2}; return 1;
+    default: return 0;
+    }
+}
+
+/* ---- activation quantization ------------------------------------------------------------------------------ */
+/* One row of n floats -> q[n] int8, and per group of G: sa (scale) and S (scale * sum of the group's q). */
+
+static inline void quant_row_q8(const float *x, int64_t n, int amode, int8_t *q, float *sa, float *S) {
+    for (int64_t i = 0; i < n / 32; i++) {
+        const float *xb = x + 32 * i;
+        int8_t *qb = q + 32 * i;
+        float amax;
+        int isum;
+#ifdef HQ_AVX512
+        __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+        amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float id = amax != 0.f ? 127.f / amax : 0.f;
+        const __m512 vid = _mm512_set1_ps(id);
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m512i i1 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm_storeu_si128((__m128i *)qb, _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(qb + 16), _mm512_cvtepi32_epi8(i1));
+        isum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+#else
+        amax = 0.f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        const float id = amax != 0.f ? 127.f / amax : 0.f;
+        isum = 0;
+        for (int j = 0; j < 32; j++) { int v = (int)rintf(xb[j] * id); qb[j] = (int8_t)v; isum += v; }
+#endif
+        const float d = amax / 127.f, dr = round_f16(d);
+        sa[i] = dr;
+        S[i] = amode == 0 ? dr * (float)isum : round_f16(d * (float)isum);
+    }
+}
+
+#endif
