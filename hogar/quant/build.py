@@ -26,7 +26,7 @@ CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCE = CSRC / "qmatmul.c"
 # library name -> (sources, extra compiler flags)
 LIBRARIES = {
-    "qmatmul": ([SOURCE, CSRC / "packed16.c"], []),
+    "qmatmul": ([SOURCE, CSRC / "packed16.c", CSRC / "packed16k.c"], []),
     "ggml_ops": ([CSRC / "ggml_ops.c"], ["-ffp-contract=off"]),
 }
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fopenmp"]

@@ -1,8 +1,9 @@
 """ctypes binding of the quantized-matmul kernel (csrc/qmatmul.c, built by hogar.quant.build).
 
 `matmul(raw, qtype, shape, x)` returns x @ W.T for a [B, n_in] float32 x, or None where the kernel cannot do it
-(no compiler, unsupported type): the caller then takes the reference path.  `pack` repacks a block-32 matrix 16 rows
-at a time (csrc/packed16.c) where the CPU has AVX-512 VNNI; `matmul_packed` multiplies on that layout, faster.
+(no compiler, unsupported type): the caller then takes the reference path.  `pack` repacks a matrix 16 rows at a time
+(csrc/packed16.c for the block-32 types, csrc/packed16k.c for Q4_K and Q6_K) where the CPU has AVX-512 VNNI;
+`matmul_packed` multiplies on that layout, faster.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ _SIGNATURES = {
     "p16_pack": ([ctypes.c_int, _P, _I, _I, _P, ctypes.c_int], ctypes.c_int),
     "p16_matmul": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, ctypes.c_int], ctypes.c_int),
     "p16_matmul_multi": ([ctypes.c_int, _P, _P, _P, _I, _P, _I, _P, ctypes.c_int], ctypes.c_int),
+    "pk_supported": ([ctypes.c_int], ctypes.c_int),
+    "pk_packed_size": ([ctypes.c_int, _I, _I], _I),
+    "pk_pack": ([ctypes.c_int, _P, _I, _I, _P, ctypes.c_int], ctypes.c_int),
+    "pk_matmul": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, ctypes.c_int], ctypes.c_int),
 }
+
+
+_K_TYPES = frozenset({12, 14})  # Q4_K, Q6_K: packed by csrc/packed16k.c
 
 
 def load() -> ctypes.CDLL | None:
@@ -52,10 +60,15 @@ def pack(raw: torch.Tensor, qtype: int, shape: tuple[int, int]) -> torch.Tensor 
     """The 16-row repacking of a GGUF matrix (same size, new memory), or None where it does not apply."""
     lib = load()
     n_out, n_in = shape
-    if lib is None or not lib.p16_supported(int(qtype)) or n_out % 16 or n_in % 32:
+    if lib is None or n_out % 16:
         return None
-    packed = torch.empty(raw.numel(), dtype=torch.uint8)
-    if lib.p16_pack(int(qtype), raw.data_ptr(), n_out, n_in, packed.data_ptr(), torch.get_num_threads()) != 0:
+    if lib.p16_supported(int(qtype)):
+        packed, fn = torch.empty(raw.numel(), dtype=torch.uint8), lib.p16_pack
+    elif lib.pk_supported(int(qtype)):
+        packed, fn = torch.empty(lib.pk_packed_size(int(qtype), n_out, n_in), dtype=torch.uint8), lib.pk_pack
+    else:
+        return None
+    if fn(int(qtype), raw.data_ptr(), n_out, n_in, packed.data_ptr(), torch.get_num_threads()) != 0:
         return None
     return packed
 
@@ -64,8 +77,9 @@ def matmul_packed(packed: torch.Tensor, qtype: int, shape: tuple[int, int], x: t
     """x [B, n_in] float32 contiguous CPU -> [B, n_out] float32, on a matrix `pack` made."""
     n_out, n_in = shape
     out = torch.empty((x.shape[0], n_out), dtype=torch.float32)
-    rc = load().p16_matmul(qtype, packed.data_ptr(), n_out, n_in, x.data_ptr(), x.shape[0], out.data_ptr(),
-                           torch.get_num_threads())
+    lib = load()
+    fn = lib.pk_matmul if qtype in _K_TYPES else lib.p16_matmul
+    rc = fn(qtype, packed.data_ptr(), n_out, n_in, x.data_ptr(), x.shape[0], out.data_ptr(), torch.get_num_threads())
     return out if rc == 0 else None
 
 

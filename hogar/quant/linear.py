@@ -94,7 +94,8 @@ def matmul_many(ws: list[QuantWeight], x: torch.Tensor) -> list[torch.Tensor]:
         cache = ws[0].groups  # on the first matrix, so that the group lives and dies with the model
         key = tuple(id(w) for w in ws)
         if key not in cache or any(a is not b for a, b in zip(cache[key][0], ws, strict=True)):
-            ok = all(w.packed is not None for w in ws) and len({_ACT_KIND.get(w.qtype) for w in ws}) == 1
+            kinds = {_ACT_KIND.get(w.qtype) for w in ws}
+            ok = all(w.packed is not None for w in ws) and len(kinds) == 1 and None not in kinds
             cache[key] = (list(ws), kernels.PackedGroup([(w.packed, w.qtype, w.shape) for w in ws]) if ok else None)
         group = cache[key][1]
         if group is not None:

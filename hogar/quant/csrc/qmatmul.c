@@ -489,43 +489,6 @@ static void k4_meta_row(const uint8_t *r, int64_t nsb, k4meta *m) {
     }
 }
 
-/* Q8_K rows: q, d per super-block, 32-sums (for Q4_K) and 16-sums (for Q6_K) */
-static void quant_row_q8k_exact(const float *x, int64_t n, int pos_wins, int8_t *q, float *d, int32_t *bs32,
-                                int16_t *bs16) {
-    for (int64_t i = 0; i < n / 256; i++) {
-        const float *xb = x + 256 * i;
-        int8_t *qb = q + 256 * i;
-        float max = 0.f, amax = 0.f;
-        for (int j = 0; j < 256; j++) {
-            const float ax = fabsf(xb[j]);
-            if (ax > amax) { amax = ax; max = xb[j]; }
-        }
-        if (amax == 0.f) {
-            memset(qb, 0, 256); d[i] = 0.f;
-            for (int j = 0; j < 8; j++) bs32[8 * i + j] = 0;
-            for (int j = 0; j < 16; j++) bs16[16 * i + j] = 0;
-            continue;
-        }
-        if (pos_wins) { /* ggml_quantize_mat_q8_K_4x8 (AVX2): negative scale iff some x == +amax */
-            int pos = 0;
-            for (int j = 0; j < 256; j++) pos |= xb[j] == amax;
-            max = pos ? amax : -amax;
-        }
-        const float iscale = -127.f / max;
-        for (int j = 0; j < 256; j++) {
-            const int v = nearest_int(iscale * xb[j]);
-            qb[j] = (int8_t)(v < 127 ? v : 127);
-        }
-        d[i] = 1.f / iscale;
-        for (int j = 0; j < 16; j++) {
-            int s = 0;
-            for (int l = 0; l < 16; l++) s += qb[16 * j + l];
-            bs16[16 * i + j] = (int16_t)s;
-        }
-        for (int j = 0; j < 8; j++) bs32[8 * i + j] = bs16[16 * i + 2 * j] + bs16[16 * i + 2 * j + 1];
-    }
-}
-
 /* the 8 sub-block dot products (32 values each) of one super-block: u unsigned, a signed */
 static inline void dots8(const uint8_t *u, const int8_t *a, int32_t *dot) {
 #ifdef HQ_AVX512

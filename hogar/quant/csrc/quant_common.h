@@ -83,4 +83,41 @@ static inline void quant_row_q8(const float *x, int64_t n, int amode, int8_t *q,
     }
 }
 
+/* Q8_K rows: q, d per super-block, 32-sums (for Q4_K) and 16-sums (for Q6_K) */
+static inline void quant_row_q8k_exact(const float *x, int64_t n, int pos_wins, int8_t *q, float *d, int32_t *bs32,
+                                int16_t *bs16) {
+    for (int64_t i = 0; i < n / 256; i++) {
+        const float *xb = x + 256 * i;
+        int8_t *qb = q + 256 * i;
+        float max = 0.f, amax = 0.f;
+        for (int j = 0; j < 256; j++) {
+            const float ax = fabsf(xb[j]);
+            if (ax > amax) { amax = ax; max = xb[j]; }
+        }
+        if (amax == 0.f) {
+            memset(qb, 0, 256); d[i] = 0.f;
+            for (int j = 0; j < 8; j++) bs32[8 * i + j] = 0;
+            for (int j = 0; j < 16; j++) bs16[16 * i + j] = 0;
+            continue;
+        }
+        if (pos_wins) { /* ggml_quantize_mat_q8_K_4x8 (AVX2): negative scale iff some x == +amax */
+            int pos = 0;
+            for (int j = 0; j < 256; j++) pos |= xb[j] == amax;
+            max = pos ? amax : -amax;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < 256; j++) {
+            const int v = nearest_int(iscale * xb[j]);
+            qb[j] = (int8_t)(v < 127 ? v : 127);
+        }
+        d[i] = 1.f / iscale;
+        for (int j = 0; j < 16; j++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += qb[16 * j + l];
+            bs16[16 * i + j] = (int16_t)s;
+        }
+        for (int j = 0; j < 8; j++) bs32[8 * i + j] = bs16[16 * i + 2 * j] + bs16[16 * i + 2 * j + 1];
+    }
+}
+
 #endif

@@ -1,0 +1,320 @@
+/* Q4_K and Q6_K weights repacked 16 rows at a time, for AVX-512 matmuls with one output row per 32-bit lane (the
+ * K-quant counterpart of packed16.c; same idea: one 64-byte vector holds 4 consecutive values of each of the 16
+ * rows, so one vpdpbusd against 4 broadcast activation bytes gives a 4-product sum for every row).
+ *
+ * llama.cpp's arithmetic on x86, reproduced bit for bit (activations are Q8_K: one f32 scale per 256 values):
+ *   Q4_K (repacked by llama.cpp as q4_K_8x8): per super-block, dot_j = the 32-value integer dot of sub-block j,
+ *     isum = sum_j sc_j dot_j, imin = sum_j mn_j bsum_j; acc = fma((float)isum, d_w d_x, acc),
+ *     accm = fma((float)imin, dmin_w d_x, accm); out = acc - accm.  Activation rows in whole groups of 4 go through
+ *     its gemm instead: the same per pair of sub-blocks (4 FMAs per super-block), and their Q8_K scale's sign
+ *     follows "some x reaches +max|x|" (quant_row_q8k_exact's pos_wins).
+ *   Q6_K (not repacked; ggml_vec_dot_q6_K_q8_K): 8 integer lanes per super-block, lane l = sum over the 8 chunks c
+ *     of 32 values of sc[2c + (l >= 4)] x (4-product sum of values 4l..4l+3 of chunk c), minus
+ *     32 (sc[2l] bsum16[2l] + sc[2l+1] bsum16[2l+1]); acc[l] = fma(d_x d_w, (float)lane, acc[l]); hsum_float_8.
+ *     With 8 or more activation rows llama.cpp's tiled VNNI kernel takes over: s1 = the sum of the lanes,
+ *     tacc = fma((float)s1 * d_w, d_x, tacc).
+ * Chunk of one (16-row group, super-block):
+ *   Q4_K (2368 bytes, 16 x 144 + 64): d[16], dmin[16] f16 | sc[8][16], mn[8][16] bytes (6-bit values unpacked) |
+ *     32 x 64 bytes: vector 8m+s, byte 4r+e: low nibble value 4s+e of sub-block 2m, high nibble the same of 2m+1.
+ *   Q6_K (3360 bytes, 16 x 210): d[16] f16 | sc[16][16] int8 | 32 x 64 bytes of low nibbles as for Q4_K (chunk 2m
+ *     low, 2m+1 high) | 16 x 64 bytes of high bits: vector 8n+s, byte 4r+e holds bits 4-5 of value 4s+e of chunks
+ *     4n+k at bits 2k..2k+1.
+ */
+#include "quant_common.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum { Q4K_CHUNK = 2368, Q6K_CHUNK = 3360 };
+
+int pk_supported(int t) {
+#ifdef HQ_AVX512
+    return t == T_Q4_K || t == T_Q6_K;
+#else
+    (void)t;
+    return 0;
+#endif
+}
+
+int64_t pk_packed_size(int t, int64_t n_out, int64_t n_in) {
+    const int64_t units = n_out / 16 * (n_in / 256);
+    return t == T_Q4_K ? units * Q4K_CHUNK : t == T_Q6_K ? units * Q6K_CHUNK : 0;
+}
+
+/* the 256 values (unsigned) of one GGUF super-block, and its Q4_K scales/mins */
+static void q4k_values(const uint8_t *r, uint8_t *u, uint8_t *sc, uint8_t *mn) {
+    const uint8_t *s = r + 4, *qs = r + 16;
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) { sc[j] = s[j] & 63; mn[j] = s[j + 4] & 63; }
+        else { sc[j] = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4); mn[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4); }
+    }
+    for (int m = 0; m < 4; m++)
+        for (int l = 0; l < 32; l++) {
+            u[64 * m + l] = qs[32 * m + l] & 0xF;
+            u[64 * m + 32 + l] = qs[32 * m + l] >> 4;
+        }
+}
+
+static void q6k_values(const uint8_t *r, uint8_t *u) {
+    for (int n = 0; n < 2; n++) {
+        const uint8_t *l8 = r + 64 * n, *h8 = r + 128 + 32 * n;
+        uint8_t *o = u + 128 * n;
+        for (int l = 0; l < 32; l++) {
+            o[l] = (l8[l] & 0xF) | ((h8[l] & 3) << 4);
+            o[l + 32] = (l8[l + 32] & 0xF) | (((h8[l] >> 2) & 3) << 4);
+            o[l + 64] = (l8[l] >> 4) | (((h8[l] >> 4) & 3) << 4);
+            o[l + 96] = (l8[l + 32] >> 4) | (((h8[l] >> 6) & 3) << 4);
+        }
+    }
+}
+
+/* GGUF rows -> packed (pk_packed_size bytes). Returns 0 on success. */
+int pk_pack(int t, const uint8_t *W, int64_t n_out, int64_t n_in, uint8_t *P, int nthreads) {
+    if ((t != T_Q4_K && t != T_Q6_K) || n_out % 16 || n_in % 256) return 1;
+    const int64_t nsb = n_in / 256, bsize = t == T_Q4_K ? 144 : 210, row_bytes = nsb * bsize, ng = n_out / 16;
+    const int64_t chunk = t == T_Q4_K ? Q4K_CHUNK : Q6K_CHUNK;
+    if (nthreads < 1) nthreads = 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t g = 0; g < ng; g++) {
+        uint8_t u[256], sc[8], mn[8];
+        for (int64_t i = 0; i < nsb; i++) {
+            uint8_t *c = P + (g * nsb + i) * chunk;
+            memset(c, 0, (size_t)chunk);
+            for (int r = 0; r < 16; r++) {
+                const uint8_t *blk = W + (g * 16 + r) * row_bytes + i * bsize;
+                if (t == T_Q4_K) {
+                    memcpy(c + 2 * r, blk, 2);
+                    memcpy(c + 32 + 2 * r, blk + 2, 2);
+                    q4k_values(blk, u, sc, mn);
+                    for (int j = 0; j < 8; j++) { c[64 + 16 * j + r] = sc[j]; c[192 + 16 * j + r] = mn[j]; }
+                    uint8_t *q = c + 320;
+                    for (int m = 0; m < 4; m++)
+                        for (int s = 0; s < 8; s++)
+                            for (int e = 0; e < 4; e++)
+                                q[(8 * m + s) * 64 + 4 * r + e] =
+                                    (uint8_t)(u[64 * m + 4 * s + e] | (u[64 * m + 32 + 4 * s + e] << 4));
+                } else {
+                    memcpy(c + 2 * r, blk + 208, 2);
+                    for (int j = 0; j < 16; j++) c[32 + 16 * j + r] = blk[192 + j];
+                    q6k_values(blk, u);
+                    uint8_t *q = c + 288, *h = c + 288 + 2048;
+                    for (int m = 0; m < 4; m++)
+                        for (int s = 0; s < 8; s++)
+                            for (int e = 0; e < 4; e++)
+                                q[(8 * m + s) * 64 + 4 * r + e] = (uint8_t)((u[64 * m + 4 * s + e] & 0xF) |
+                                                                            ((u[64 * m + 32 + 4 * s + e] & 0xF) << 4));
+                    for (int n = 0; n < 2; n++)
+                        for (int s = 0; s < 8; s++)
+                            for (int e = 0; e < 4; e++) {
+                                uint8_t b = 0;
+                                for (int k = 0; k < 4; k++) b |= (uint8_t)(((u[32 * (4 * n + k) + 4 * s + e] >> 4) & 3) << (2 * k));
+                                h[(8 * n + s) * 64 + 4 * r + e] = b;
+                            }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+#ifdef HQ_AVX512
+
+typedef struct {
+    const int8_t *a;     /* Q8_K values, stride n_in */
+    const float *dx;     /* per super-block scale, stride nsb */
+    const int32_t *bs32; /* per 32 values sums, stride 8 nsb */
+    const int16_t *bs16; /* per 16 values sums, stride 16 nsb */
+    int64_t n_in, nsb;
+} kacts;
+
+static inline __m512i bcast4(const int8_t *a) { int32_t v; memcpy(&v, a, 4); return _mm512_set1_epi32(v); }
+static inline __m512i bytes16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m512i sbytes16(const uint8_t *p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+
+/* Q4_K: 16 rows x C activation rows from b; gemm: llama.cpp's 4-row gemm arithmetic (per pair of sub-blocks) */
+static inline __attribute__((always_inline)) void q4k_tile(const int C, const int gemm, const uint8_t *ch0, const kacts *A,
+                                                          int64_t b, float *out, int64_t ldo) {
+    __m512 acc[4], accm[4];
+    for (int c = 0; c < C; c++) { acc[c] = _mm512_setzero_ps(); accm[c] = _mm512_setzero_ps(); }
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * Q4K_CHUNK, *q = ch + 320;
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(ch + 32)));
+        __m512 dd[4], dm[4];
+        __m512i isum[4], imin[4];
+        for (int c = 0; c < C; c++) {
+            const __m512 x = _mm512_set1_ps(A->dx[(b + c) * A->nsb + i]);
+            dd[c] = _mm512_mul_ps(d, x);
+            dm[c] = _mm512_mul_ps(dmin, x);
+            isum[c] = imin[c] = _mm512_setzero_si512();
+        }
+        for (int m = 0; m < 4; m++) {
+            __m512i dlo[4], dhi[4];
+            for (int c = 0; c < C; c++) dlo[c] = dhi[c] = _mm512_setzero_si512();
+            for (int s = 0; s < 8; s++) {
+                const __m512i v = _mm512_loadu_si512(q + (8 * m + s) * 64);
+                const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                for (int c = 0; c < C; c++) {
+                    const int8_t *a = A->a + (b + c) * A->n_in + 256 * i + 64 * m + 4 * s;
+                    dlo[c] = _mm512_dpbusd_epi32(dlo[c], lo, bcast4(a));
+                    dhi[c] = _mm512_dpbusd_epi32(dhi[c], hi, bcast4(a + 32));
+                }
+            }
+            const __m512i sl = bytes16(ch + 64 + 32 * m), sh = bytes16(ch + 64 + 32 * m + 16);
+            const __m512i ml = bytes16(ch + 192 + 32 * m), mh = bytes16(ch + 192 + 32 * m + 16);
+            for (int c = 0; c < C; c++) {
+                const int32_t *bs = A->bs32 + (b + c) * 8 * A->nsb + 8 * i + 2 * m;
+                const __m512i is = _mm512_add_epi32(_mm512_mullo_epi32(sl, dlo[c]), _mm512_mullo_epi32(sh, dhi[c]));
+                const __m512i im = _mm512_add_epi32(_mm512_mullo_epi32(ml, _mm512_set1_epi32(bs[0])),
+                                                    _mm512_mullo_epi32(mh, _mm512_set1_epi32(bs[1])));
+                if (gemm) {
+                    acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), dd[c], acc[c]);
+                    accm[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(im), dm[c], accm[c]);
+                } else {
+                    isum[c] = _mm512_add_epi32(isum[c], is);
+                    imin[c] = _mm512_add_epi32(imin[c], im);
+                }
+            }
+        }
+        if (!gemm)
+            for (int c = 0; c < C; c++) {
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), dd[c], acc[c]);
+                accm[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin[c]), dm[c], accm[c]);
+            }
+    }
+    for (int c = 0; c < C; c++) _mm512_storeu_ps(out + (b + c) * ldo, _mm512_sub_ps(acc[c], accm[c]));
+}
+
+/* Q6_K value vector of chunk c8 (32 values), step s */
+static inline __m512i q6k_step(const uint8_t *ch, int c8, int s) {
+    const __m512i v = _mm512_loadu_si512(ch + 288 + (8 * (c8 >> 1) + s) * 64);
+    const __m512i nib = _mm512_and_si512(c8 & 1 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
+    const __m512i h = _mm512_loadu_si512(ch + 288 + 2048 + (8 * (c8 >> 2) + s) * 64);
+    const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(h, 2 * (c8 & 3)), _mm512_set1_epi8(3));
+    return _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
+}
+
+/* Q6_K: the 8 integer lanes of super-block i for 16 rows x C activation rows */
+static inline __attribute__((always_inline)) void q6k_lanes(const int C, const uint8_t *ch, const kacts *A, int64_t b,
+                                                           int64_t i, __m512i L[][8]) {
+    for (int c = 0; c < C; c++)
+        for (int s = 0; s < 8; s++) L[c][s] = _mm512_setzero_si512();
+    for (int c8 = 0; c8 < 8; c8++) {
+        const __m512i s_lo = sbytes16(ch + 32 + 16 * (2 * c8)), s_hi = sbytes16(ch + 32 + 16 * (2 * c8 + 1));
+        for (int s = 0; s < 8; s++) {
+            const __m512i u = q6k_step(ch, c8, s);
+            for (int c = 0; c < C; c++) {
+                const int8_t *a = A->a + (b + c) * A->n_in + 256 * i + 32 * c8 + 4 * s;
+                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, bcast4(a));
+                L[c][s] = _mm512_add_epi32(L[c][s], _mm512_mullo_epi32(p, s < 4 ? s_lo : s_hi));
+            }
+        }
+    }
+    for (int s = 0; s < 8; s++) {
+        const __m512i s0 = sbytes16(ch + 32 + 16 * (2 * s)), s1 = sbytes16(ch + 32 + 16 * (2 * s + 1));
+        for (int c = 0; c < C; c++) {
+            const int16_t *bs = A->bs16 + (b + c) * 16 * A->nsb + 16 * i + 2 * s;
+            const __m512i corr = _mm512_add_epi32(_mm512_mullo_epi32(s0, _mm512_set1_epi32(bs[0])),
+                                                  _mm512_mullo_epi32(s1, _mm512_set1_epi32(bs[1])));
+            L[c][s] = _mm512_sub_epi32(L[c][s], _mm512_slli_epi32(corr, 5));
+        }
+    }
+}
+
+static void q6k_vec(const uint8_t *ch0, const kacts *A, int64_t b, float *out) {
+    __m512 acc[8];
+    __m512i L[1][8];
+    for (int s = 0; s < 8; s++) acc[s] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * Q6K_CHUNK;
+        q6k_lanes(1, ch, A, b, i, L);
+        const __m512 d = _mm512_mul_ps(_mm512_set1_ps(A->dx[b * A->nsb + i]),
+                                       _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch)));
+        for (int s = 0; s < 8; s++) acc[s] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(L[0][s]), acc[s]);
+    }
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[4], acc[0]), _mm512_add_ps(acc[6], acc[2])),
+                                        _mm512_add_ps(_mm512_add_ps(acc[5], acc[1]), _mm512_add_ps(acc[7], acc[3]))));
+}
+
+static inline __attribute__((always_inline)) void q6k_tiled(const int C, const uint8_t *ch0, const kacts *A, int64_t b,
+                                                           float *out, int64_t ldo) {
+    __m512 tacc[2];
+    __m512i L[2][8];
+    for (int c = 0; c < C; c++) tacc[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * Q6K_CHUNK;
+        q6k_lanes(C, ch, A, b, i, L);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch));
+        for (int c = 0; c < C; c++) {
+            __m512i s1 = L[c][0];
+            for (int s = 1; s < 8; s++) s1 = _mm512_add_epi32(s1, L[c][s]);
+            tacc[c] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1), dw),
+                                      _mm512_set1_ps(A->dx[(b + c) * A->nsb + i]), tacc[c]);
+        }
+    }
+    for (int c = 0; c < C; c++) _mm512_storeu_ps(out + (b + c) * ldo, tacc[c]);
+}
+
+/* one 16-row group against activation rows [b0, b1); B4: rows below it are Q4_K gemm rows; tiled: Q6_K's mode */
+static void kgroup(int t, const uint8_t *ch0, const kacts *A, int64_t b0, int64_t b1, int64_t B4, int tiled,
+                   float *out, int64_t ldo) {
+    int64_t b = b0;
+    if (t == T_Q4_K) {
+        const int64_t gend = b1 < B4 ? b1 : B4;
+        for (; b + 4 <= gend; b += 4) q4k_tile(4, 1, ch0, A, b, out, ldo);
+        for (; b < b1; b++) q4k_tile(1, 0, ch0, A, b, out, ldo);
+        return;
+    }
+    if (!tiled) {
+        for (; b < b1; b++) q6k_vec(ch0, A, b, out + b * ldo);
+        return;
+    }
+    for (; b + 2 <= b1; b += 2) q6k_tiled(2, ch0, A, b, out, ldo);
+    if (b < b1) q6k_tiled(1, ch0, A, b, out, ldo);
+}
+
+#endif /* HQ_AVX512 */
+
+/* Y[B, n_out] = X[B, n_in] @ W^T with W packed by pk_pack. Returns 0 on success (1: not supported, 2: no memory). */
+int pk_matmul(int t, const uint8_t *P, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
+              int nthreads) {
+#ifndef HQ_AVX512
+    (void)t; (void)P; (void)n_out; (void)n_in; (void)X; (void)B; (void)Y; (void)nthreads;
+    return 1;
+#else
+    if ((t != T_Q4_K && t != T_Q6_K) || n_out % 16 || n_in % 256 || B <= 0) return 1;
+    const int64_t nsb = n_in / 256, ng = n_out / 16, chunk = t == T_Q4_K ? Q4K_CHUNK : Q6K_CHUNK;
+    const int64_t B4 = t == T_Q4_K ? B - B % 4 : 0;
+    int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * n_in));
+    float *dx = (float *)malloc((size_t)(B * nsb) * sizeof(float));
+    int32_t *bs32 = (int32_t *)malloc((size_t)(B * nsb * 8) * sizeof(int32_t));
+    int16_t *bs16 = (int16_t *)malloc((size_t)(B * nsb * 16) * sizeof(int16_t));
+    if (!qa || !dx || !bs32 || !bs16) { free(qa); free(dx); free(bs32); free(bs16); return 2; }
+    const kacts A = {qa, dx, bs32, bs16, n_in, nsb};
+    const int64_t B_pre = B <= 4 ? B : 0; /* a few rows: quantized before the parallel region, no barrier */
+    for (int64_t b = 0; b < B_pre; b++)
+        quant_row_q8k_exact(X + b * n_in, n_in, b < B4, qa + b * n_in, dx + b * nsb, bs32 + b * nsb * 8,
+                            bs16 + b * nsb * 16);
+    if (nthreads < 1) nthreads = 1;
+    if (B * n_out * (n_in / 256) * chunk / 16 < (384 << 10)) nthreads = 1;
+    const int64_t BC = 64;
+#pragma omp parallel num_threads(nthreads)
+    {
+        if (!B_pre) {
+#pragma omp for schedule(static)
+            for (int64_t b = 0; b < B; b++)
+                quant_row_q8k_exact(X + b * n_in, n_in, b < B4, qa + b * n_in, dx + b * nsb, bs32 + b * nsb * 8,
+                                    bs16 + b * nsb * 16);
+        }
+        for (int64_t b0 = 0; b0 < B; b0 += BC) {
+            const int64_t b1 = b0 + BC < B ? b0 + BC : B;
+#pragma omp for schedule(static)
+            for (int64_t g = 0; g < ng; g++) kgroup(t, P + g * nsb * chunk, &A, b0, b1, B4, B >= 8, Y + 16 * g, n_out);
+        }
+    }
+    free(qa); free(dx); free(bs32); free(bs16);
+    return 0;
+#endif
+}
