@@ -249,7 +249,27 @@ static void kq_row(const float *q, const float *kf, int64_t ks, int64_t D, int64
     while (jb < j1) {
         const int64_t je = jb + 16 <= j1 ? jb + 16 : j1;
         int nl = 0;
-        for (int64_t j = jb; j < je; j++, nl++) {
+#ifdef GO_AVX512
+        if (!vec) /* tinyBLAS order: one 16-lane FMA chain per key; four keys at a time keep four chains in flight */
+            for (; jb + nl + 4 <= je; nl += 4) {
+                const int64_t j = jb + nl;
+                if (vis && !(vis[j] && vis[j + 1] && vis[j + 2] && vis[j + 3])) break;
+                const float *k0 = kf + j * ks;
+                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                for (int64_t i = 0; i < D; i += 16) {
+                    const __m512 qv = _mm512_loadu_ps(q + i);
+                    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(k0 + i), qv, a0);
+                    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(k0 + ks + i), qv, a1);
+                    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(k0 + 2 * ks + i), qv, a2);
+                    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(k0 + 3 * ks + i), qv, a3);
+                }
+                _mm512_storeu_ps(lanes[nl], a0);
+                _mm512_storeu_ps(lanes[nl + 1], a1);
+                _mm512_storeu_ps(lanes[nl + 2], a2);
+                _mm512_storeu_ps(lanes[nl + 3], a3);
+            }
+#endif
+        for (int64_t j = jb + nl; j < je; j++, nl++) {
             float *acc = lanes[nl];
             if (vis && !vis[j]) { memset(acc, 0, 64); continue; }
             const float *k = kf + j * ks;
@@ -349,21 +369,69 @@ static void kq_row_f16(const float *q, const uint16_t *k, int64_t ks, int64_t D,
 }
 #endif
 
+
 #ifdef GO_AVX512
-/* tinyBLAS's PV product for one query: o[d] = reduce16 over lanes l of acc_l[d], acc_l[d] = sum over keys
- * j = l (mod 16) of v[j][d] * p[j] by FMA in order of j, from +0; v [Sp][Dv] f32 (Dv % 16 == 0), p f32 (f16 values).
- * Only the 16-key chunks that hold the nonzero p (keys plo .. phi-1) are visited: the rest add exact zeros. */
-static void pv_tiny16(const float *v, int64_t Dv, const float *p, int64_t plo, int64_t phi, float *o) {
-    const int64_t c0 = plo & ~(int64_t)15, c1 = (phi + 15) & ~(int64_t)15;
-    for (int64_t d = 0; d < Dv; d += 16) {
+/* kq_row's tinyBLAS order (one 16-lane FMA chain per (query, key) over D, reduce16) for nq <= 4 queries at once:
+ * kq[qi * Sp + j] for keys j in [j0, j1) of kf (stride ks); each key load serves every query. */
+static void kq_block(const float *q, int64_t D, int nq, const float *kf, int64_t ks, int64_t j0, int64_t j1,
+                     float *kq, int64_t Sp) {
+    int64_t j = j0;
+    for (; j + 4 <= j1; j += 4) {
         __m512 a[16];
-        for (int l = 0; l < 16; l++) a[l] = _mm512_setzero_ps();
-        for (int64_t j = c0; j < c1; j += 16)
-            for (int l = 0; l < 16; l++)
-                a[l] = _mm512_fmadd_ps(_mm512_loadu_ps(v + (j + l) * Dv + d), _mm512_set1_ps(p[j + l]), a[l]);
-        for (int l = 0; l < 8; l++) a[l] = _mm512_add_ps(a[l + 8], a[l]);
-        for (int l = 0; l < 4; l++) a[l] = _mm512_add_ps(a[l + 4], a[l]);
-        _mm512_storeu_ps(o + d, _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3])));
+        for (int x = 0; x < 16; x++) a[x] = _mm512_setzero_ps();
+        for (int64_t i = 0; i < D; i += 16) {
+            __m512 kv[4];
+            for (int kk = 0; kk < 4; kk++) kv[kk] = _mm512_loadu_ps(kf + (j + kk) * ks + i);
+            for (int qi = 0; qi < nq; qi++) {
+                const __m512 qv = _mm512_loadu_ps(q + qi * D + i);
+                for (int kk = 0; kk < 4; kk++) a[4 * qi + kk] = _mm512_fmadd_ps(kv[kk], qv, a[4 * qi + kk]);
+            }
+        }
+        float r[16];
+        _mm512_storeu_ps(r, reduce16x16(a));
+        for (int qi = 0; qi < nq; qi++)
+            for (int kk = 0; kk < 4; kk++) kq[qi * Sp + j + kk] = r[4 * qi + kk];
+    }
+    for (; j < j1; j++)
+        for (int qi = 0; qi < nq; qi++) {
+            __m512 a = _mm512_setzero_ps();
+            for (int64_t i = 0; i < D; i += 16)
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(kf + j * ks + i), _mm512_loadu_ps(q + qi * D + i), a);
+            float v[16];
+            _mm512_storeu_ps(v, a);
+            kq[qi * Sp + j] = reduce16(v);
+        }
+}
+#endif
+
+#ifdef GO_AVX512
+/* pv_tiny16 for nq <= 4 queries at once, reading V transposed (vT [Dv][Sp]) so that each 16-key load of one value
+ * dimension serves all the queries: the accumulator of (query, d) holds lane l = key j mod 16 (tinyBLAS's
+ * accumulator rows), summed over the key chunks in order, then reduced as pv_tiny16 does: (l, l+8), (l, l+4),
+ * (0+2) + (1+3).  p[qi] is the query's f32 probabilities, exact zeros outside its chunk range, chunks c0..c1. */
+static inline float reduce_tiny16(__m512 a) {
+    const __m256 r1 = _mm256_add_ps(_mm512_extractf32x8_ps(a, 1), _mm512_castps512_ps256(a));
+    const __m128 r2 = _mm_add_ps(_mm256_extractf128_ps(r1, 1), _mm256_castps256_ps128(r1));
+    const __m128 t = _mm_add_ps(r2, _mm_movehl_ps(r2, r2)); /* (r0 + r2, r1 + r3) */
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+static void pv_block(const float *vT, int64_t Sp, int64_t Dv, const float *const *p, int nq, int64_t c0, int64_t c1,
+                     float *const *o) {
+    for (int64_t d0 = 0; d0 < Dv; d0 += 4) {
+        __m512 a[4][4];
+        for (int qi = 0; qi < 4; qi++)
+            for (int dd = 0; dd < 4; dd++) a[qi][dd] = _mm512_setzero_ps();
+        for (int64_t j = c0; j < c1; j += 16) {
+            __m512 v[4];
+            for (int dd = 0; dd < 4; dd++) v[dd] = _mm512_loadu_ps(vT + (d0 + dd) * Sp + j);
+            for (int qi = 0; qi < nq; qi++) {
+                const __m512 pj = _mm512_loadu_ps(p[qi] + j);
+                for (int dd = 0; dd < 4; dd++) a[qi][dd] = _mm512_fmadd_ps(v[dd], pj, a[qi][dd]);
+            }
+        }
+        for (int qi = 0; qi < nq; qi++)
+            for (int dd = 0; dd < 4 && d0 + dd < Dv; dd++) o[qi][d0 + dd] = reduce_tiny16(a[qi][dd]);
     }
 }
 #endif
@@ -404,7 +472,14 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
     float *kf = direct ? NULL : malloc(sizeof(float) * (size_t)(B * Hkv * Sp * (D + Dv)));
     if (!direct && !kf) return -1;
     float *vf = direct ? NULL : kf + B * Hkv * Sp * D;
-    const int64_t items = B * H * T;
+#ifdef GO_AVX512
+    const int blocked = !direct && tiny_kq && tiny_pv && Dv % 16 == 0; /* 4 queries at a time, V transposed */
+#else
+    const int blocked = 0;
+#endif
+    enum { QB = 4 };
+    const int64_t qb = blocked ? QB : 1, nblk = (T + qb - 1) / qb;
+    const int64_t items = B * H * nblk;
     nth = nthreads_for(nth, items * (n_keys * (D + Dv) + 1), 1 << 16);
     int fail = 0;
 #pragma omp parallel num_threads(nth) if (nth > 1)
@@ -416,19 +491,32 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                     const uint16_t *kr = k + b * k_bs + j * k_ss + h * D;
                     const uint16_t *vr = v + b * v_bs + j * v_ss + h * Dv;
                     float *kd = kf + ((b * Hkv + h) * Sp + front + j) * D;
-                    float *vd = vf + ((b * Hkv + h) * Sp + front + j) * Dv;
                     for (int64_t i = 0; i < D; i++) kd[i] = h2f_bits(kr[i]);
-                    for (int64_t i = 0; i < Dv; i++) vd[i] = h2f_bits(vr[i]);
+                    if (blocked) {
+                        float *vd = vf + (b * Hkv + h) * Dv * Sp + front + j;
+                        for (int64_t i = 0; i < Dv; i++) vd[i * Sp] = h2f_bits(vr[i]);
+                    } else {
+                        float *vd = vf + ((b * Hkv + h) * Sp + front + j) * Dv;
+                        for (int64_t i = 0; i < Dv; i++) vd[i] = h2f_bits(vr[i]);
+                    }
                 }
         if (!direct) { /* padding slots hold zero values (pv_tiny16 multiplies them by p = 0) */
 #pragma omp for schedule(static)
             for (int64_t bh = 0; bh < B * Hkv; bh++) {
+                if (blocked) {
+                    for (int64_t i = 0; i < Dv; i++) {
+                        float *row = vf + (bh * Dv + i) * Sp;
+                        memset(row, 0, sizeof(float) * (size_t)front);
+                        memset(row + front + n_keys, 0, sizeof(float) * (size_t)(Sp - front - n_keys));
+                    }
+                    continue;
+                }
                 memset(vf + bh * Sp * Dv, 0, sizeof(float) * (size_t)(front * Dv));
                 memset(vf + (bh * Sp + front + n_keys) * Dv, 0, sizeof(float) * (size_t)((Sp - front - n_keys) * Dv));
             }
         }
         const int64_t nacc = tiny_pv ? 16 : 64;
-        float *qh = malloc(sizeof(float) * (size_t)(D + Sp + nacc * Dv + 16));
+        float *qh = malloc(sizeof(float) * (size_t)(qb * D + qb * Sp + nacc * Dv + 16));
         uint16_t *p16 = malloc(sizeof(uint16_t) * (size_t)Sp);
         if (!qh || !p16) {
 #pragma omp atomic write
@@ -436,28 +524,55 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
         }
 #pragma omp barrier
         if (!fail) {
-            float *kq = qh + D, *acc = kq + Sp;
+            float *kq_all = qh + qb * D, *acc = kq_all + qb * Sp;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t it = 0; it < items; it++) {
-                const int64_t b = it / (H * T), h = (it / T) % H, t = it % T, hk = h / rep;
+              const int64_t b = it / (H * nblk), h = (it / nblk) % H, t0 = (it % nblk) * qb, hk = h / rep;
+              const int64_t t1 = t0 + qb < T ? t0 + qb : T;
+              const float *pq[QB];
+              float *oq[QB];
+              int64_t bc0 = Sp, bc1 = 0, lo_q[QB], hi_q[QB];
+              const float *kb = direct ? NULL : kf + (b * Hkv + hk) * Sp * D;
+              for (int64_t t = t0; t < t1; t++) { /* f16-rounded queries; visible key range of each */
+                float *qt = qh + (t - t0) * D;
                 const float *qr = q + ((b * T + t) * H + h) * D;
-                for (int64_t i = 0; i < D; i++) qh[i] = h2f_bits(f2h(qr[i]));
+                for (int64_t i = 0; i < D; i++) qt[i] = h2f_bits(f2h(qr[i]));
                 const uint8_t *vis = mask ? mask + (b * T + t) * n_keys - front : NULL;
-                const float *kb = direct ? NULL : kf + (b * Hkv + hk) * Sp * D;
-                /* kq over the real keys, hidden/padding slots -inf */
                 int64_t lo = front, hi = front + n_keys;
                 if (vis) {
                     while (lo < hi && !vis[lo]) lo++;
                     while (hi > lo && !vis[hi - 1]) hi--;
                 }
+                lo_q[t - t0] = lo;
+                hi_q[t - t0] = hi;
+              }
+#ifdef GO_AVX512
+              if (blocked) {
+                  int64_t L = Sp, Hh = 0;
+                  for (int64_t x = 0; x < t1 - t0; x++) {
+                      if (lo_q[x] < L) L = lo_q[x];
+                      if (hi_q[x] > Hh) Hh = hi_q[x];
+                  }
+                  if (L < Hh) kq_block(qh, D, (int)(t1 - t0), kb, D, L, Hh, kq_all, Sp);
+              }
+#endif
+              for (int64_t t = t0; t < t1; t++) {
+                float *kq = kq_all + (t - t0) * Sp, *qt = qh + (t - t0) * D;
+                const uint8_t *vis = mask ? mask + (b * T + t) * n_keys - front : NULL;
+                /* kq over the real keys, hidden/padding slots -inf */
+                const int64_t lo = lo_q[t - t0], hi = hi_q[t - t0];
                 for (int64_t j = 0; j < lo; j++) kq[j] = -INFINITY;
                 for (int64_t j = hi; j < Sp; j++) kq[j] = -INFINITY;
 #ifdef GO_AVX512
-                if (direct)
-                    kq_row_f16(qh, k + b * k_bs + hk * D - front * k_ss, k_ss, D, lo, hi, vis, kq);
+                if (blocked) {
+                    if (vis)
+                        for (int64_t j = lo; j < hi; j++)
+                            if (!vis[j]) kq[j] = -INFINITY;
+                } else if (direct)
+                    kq_row_f16(qt, k + b * k_bs + hk * D - front * k_ss, k_ss, D, lo, hi, vis, kq);
                 else
 #endif
-                    kq_row(qh, kb, D, D, lo, hi, vis, !tiny_kq, kq);
+                    kq_row(qt, kb, D, D, lo, hi, vis, !tiny_kq, kq);
                 /* soft_max_ext: wp = kq*scale (hidden -inf); e = v_expf(wp - max); sum (double) of the 16-lane
                  * reductions; p = e * (float)(1.0/sum) */
 #ifdef GO_AVX512
@@ -513,8 +628,13 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                 const float *vb = direct ? NULL : vf + (b * Hkv + hk) * Sp * Dv;
                 float *o = out + ((b * T + t) * H + h) * Dv;
 #ifdef GO_AVX512
-                if (!direct && tiny_pv && Dv % 16 == 0) {
-                    pv_tiny16(vb, Dv, kq, plo, phi, o);
+                if (blocked) { /* PV after the block's last query; exact zeros outside this query's chunks */
+                    for (int64_t j = 0; j < plo; j++) kq[j] = 0.f;
+                    for (int64_t j = phi; j < Sp; j++) kq[j] = 0.f;
+                    pq[t - t0] = kq;
+                    oq[t - t0] = o;
+                    if (plo < bc0) bc0 = plo;
+                    if (phi > bc1) bc1 = phi;
                     continue;
                 }
 #endif
@@ -561,6 +681,11 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                     for (int64_t d = 0; d < Dv; d++) s16[l * Dv + d] = s16[(l + 4) * Dv + d] + s16[l * Dv + d];
                 for (int64_t d = 0; d < Dv; d++)
                     o[d] = (s16[d] + s16[2 * Dv + d]) + (s16[Dv + d] + s16[3 * Dv + d]);
+              }
+#ifdef GO_AVX512
+              if (blocked && bc0 < bc1)
+                  pv_block(vf + (b * Hkv + hk) * Dv * Sp, Sp, Dv, pq, (int)(t1 - t0), bc0, bc1, oq);
+#endif
             }
         }
         free(qh);
