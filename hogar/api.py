@@ -74,13 +74,14 @@ class Model:
         n_ctx: int | None = None,
         threads: int | None = None,
         device: str = "cpu",
+        n_gpu_layers: int | None = None,
         cache_type: str = "f16",
     ) -> None:
         if threads is None:
             threads = physical_cores()
         torch.set_num_threads(max(1, int(threads)))
         self.path, self.device, self.threads = path, device, threads
-        self.gguf, self.arch, self.args, self.weights = open_model(path, device)
+        self.gguf, self.arch, self.args, self.weights = open_model(path, device, n_gpu_layers)
         meta = self.gguf.metadata
         self.tokenizer = Tokenizer.from_metadata(meta)
         self.metadata = meta
@@ -100,7 +101,13 @@ class Model:
         self.n_ctx = n_ctx
         dtype = {"f16": torch.float16, "f32": torch.float32, "bf16": torch.bfloat16}[cache_type]
         self.engine = Engine(
-            self.arch, self.args, self.weights, self.tokenizer, n_ctx, device=device, cache_dtype=dtype
+            self.arch,
+            self.args,
+            self.weights,
+            self.tokenizer,
+            n_ctx,
+            layer_devices=self.weights.placement.layers,
+            cache_dtype=dtype,
         )
 
     def _token_text(self, tid: int | None) -> str:
@@ -221,5 +228,6 @@ def _last(chunks: Iterator[Chunk]) -> Completion:
 
 
 def load(model: str | os.PathLike[str] | None = None, **options: Any) -> Model:
-    """Load a model by path or name (None: the default model). Options: n_ctx, threads, device, cache_type."""
+    """Load a model by path or name (None: the default model). Options: n_ctx, threads, device ("cpu", "cuda"),
+    n_gpu_layers (the first N layers on the GPU, the rest on the CPU), cache_type."""
     return Model(resolve_model(model), **options)

@@ -40,7 +40,9 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", dest="model_opt", default=None, help=argparse.SUPPRESS)
     p.add_argument("-c", "--ctx-size", dest="n_ctx", type=int, default=None, help="context size (default 4096)")
     p.add_argument("-t", "--threads", type=int, default=None, help="threads (default: physical cores)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda (cuda:N) for every layer on the GPU")
+    p.add_argument("-ngl", "--n-gpu-layers", dest="n_gpu_layers", type=int, default=None,
+                   help="the first N layers on the GPU, the rest on the CPU (N > layers: the output head too)")
 
 
 def _sampling(a: argparse.Namespace) -> dict[str, Any]:
@@ -64,7 +66,8 @@ def _sampling(a: argparse.Namespace) -> dict[str, Any]:
 def _load(a: argparse.Namespace):
     from hogar.api import load
 
-    return load(a.model_opt or a.model, n_ctx=a.n_ctx, threads=a.threads, device=a.device)
+    return load(a.model_opt or a.model, n_ctx=a.n_ctx, threads=a.threads, device=a.device,
+                n_gpu_layers=a.n_gpu_layers)
 
 
 def cmd_run(a: argparse.Namespace) -> int:

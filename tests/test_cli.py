@@ -141,3 +141,9 @@ def test_bad_sampling_value():
 @pytest.mark.parametrize("args", [["run"], ["info", "/tmp"]])
 def test_other_mistakes(args):
     assert_one_line_error(hogar(*args))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("flags", [["--device", "cuda"], ["-ngl", "4"], ["--device", "tpu"], ["-ngl", "-1"]])
+def test_gpu_flags_without_a_gpu(flags):
+    assert_one_line_error(hogar("run", "-p", "hi", "-n", "2", *flags))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -26,11 +28,13 @@ class KVCache:
         head_dim: int,
         head_dim_v: int,
         dtype: torch.dtype = torch.float16,
-        device: str | torch.device = "cpu",
+        devices: Sequence[str | torch.device] | None = None,
     ) -> None:
+        """devices: one per layer (each layer's cache lives where the layer runs); None: all on the CPU."""
         self.n_ctx, self.n_slots, self.dtype = n_ctx, n_slots, dtype
-        self.k = [_zeros((n_slots, n_ctx, n_head_kv, head_dim), dtype, device) for _ in range(n_layer)]
-        self.v = [_zeros((n_slots, n_ctx, n_head_kv, head_dim_v), dtype, device) for _ in range(n_layer)]
+        devices = devices or ["cpu"] * n_layer
+        self.k = [_zeros((n_slots, n_ctx, n_head_kv, head_dim), dtype, devices[il]) for il in range(n_layer)]
+        self.v = [_zeros((n_slots, n_ctx, n_head_kv, head_dim_v), dtype, devices[il]) for il in range(n_layer)]
 
     def update(
         self,

@@ -73,11 +73,12 @@ class Engine:
         tokenizer: Any,
         n_ctx: int,
         n_slots: int = 1,
-        device: str | torch.device = "cpu",
+        layer_devices: Sequence[torch.device] | None = None,
         cache_dtype: torch.dtype = torch.float16,
     ) -> None:
         self.arch, self.args, self.weights, self.tokenizer = arch, args, weights, tokenizer
-        self.n_ctx, self.device = n_ctx, torch.device(device)
+        self.n_ctx = n_ctx
+        self.device = torch.device("cpu")  # where tokens and positions start; each layer moves them to its device
         self.cache = KVCache(
             args.n_layer,
             n_slots,
@@ -86,7 +87,7 @@ class Engine:
             args.head_dim,
             args.head_dim_v,
             dtype=cache_dtype,
-            device=self.device,
+            devices=layer_devices,
         )
         self.slot_tokens: list[list[int]] = [[] for _ in range(n_slots)]  # what each slot's cache holds
 
@@ -97,7 +98,7 @@ class Engine:
         positions = torch.arange(start, start + len(ids), device=self.device).unsqueeze(0)
         ctx = AttnContext(positions, torch.tensor([slot], device=self.device), self.cache)
         out = self.arch.forward(self.args, self.weights, tokens, ctx, keep)[0]
-        return out.float()
+        return out.float().cpu()
 
     def check_fits(self, n_prompt: int) -> None:
         if n_prompt >= self.n_ctx:

@@ -98,7 +98,12 @@ class AttnContext:
     ) -> torch.Tensor:
         start, mask = self._mask(window)
         kc, vc = self.cache.k[il], self.cache.v[il]
+        if mask is not None and mask.device != q.device:  # a layer on the GPU
+            mask = mask.to(q.device)
         if self._row is not None and kc.dtype == vc.dtype == torch.float16 and kc.device.type == "cpu":
             return G.attention_kv_cache(q, kc, vc, self._row, start, self.p_min, k, v, mask, scale)
-        ks, vs = self.cache.update(il, self.rows, self.positions, k, v, start, self.p_max + 1)
+        rows, positions = self.rows, self.positions
+        if kc.device != rows.device:
+            rows, positions = rows.to(kc.device), positions.to(kc.device)
+        ks, vs = self.cache.update(il, rows, positions, k, v, start, self.p_max + 1)
         return attention(q, ks, vs, mask, scale, start)

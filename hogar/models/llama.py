@@ -103,15 +103,20 @@ class Llama:
     ) -> torch.Tensor:
         """tokens [B, T] -> logits [B, T', n_vocab] for the positions `keep` selects (all by default)."""
         x = self.embed(args, w, tokens)
-        ropes: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+        ropes: dict[tuple[float, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
         for il in range(args.n_layer):
-            base = self.rope_base(args, il)
-            if base not in ropes:
-                ropes[base] = blocks.rope_cos_sin(args.n_rot, base, ctx.positions, args.rope_scale)
-            x = self.block(args, w, il, x, ropes[base], ctx)
+            dev = ctx.cache.k[il].device  # the layer's device (--n-gpu-layers splits the model)
+            if x.device != dev:
+                x = x.to(dev)
+            key = (self.rope_base(args, il), dev)
+            if key not in ropes:
+                cos, sin = blocks.rope_cos_sin(args.n_rot, key[0], ctx.positions, args.rope_scale)
+                ropes[key] = (cos.to(dev), sin.to(dev))
+            x = self.block(args, w, il, x, ropes[key], ctx)
         if keep is not None:
             x = x[:, keep]
-        return self.output(args, w, x)
+        head_device = w("output_norm.weight").device
+        return self.output(args, w, x if x.device == head_device else x.to(head_device))
 
 
 LLAMA = register(Llama())

@@ -12,12 +12,14 @@ from gguf import GGMLQuantizationType as QT
 from hogar.errors import ModelFileError, UnsupportedModelError
 from hogar.gguf import GGUFFile, open_gguf, quants
 from hogar.models.base import Architecture, Args, get_architecture
+from hogar.models.placement import Placement, place
 from hogar.quant.linear import QuantWeight, from_numpy_bytes
 
 
 @dataclass
 class LoadedWeights:
     tensors: dict[str, Any]  # name -> float32 tensor (vectors) or QuantWeight (matrices)
+    placement: Placement
 
     def __call__(self, name: str) -> Any:
         return self.tensors.get(name)
@@ -38,7 +40,7 @@ def _vocab_size(meta: dict[str, Any], arch: str, gf: GGUFFile) -> int:
     return gf.tensors["token_embd.weight"].shape[0]
 
 
-def load_weights(gf: GGUFFile, arch: Architecture, args: Args, device: str | torch.device = "cpu") -> LoadedWeights:
+def load_weights(gf: GGUFFile, arch: Architecture, args: Args, placement: Placement | None = None) -> LoadedWeights:
     required, optional = arch.tensor_names(args)
     missing = [n for n in required if n not in gf.tensors]
     if missing:
@@ -46,6 +48,7 @@ def load_weights(gf: GGUFFile, arch: Architecture, args: Args, device: str | tor
             f"{gf.path}: tensor {missing[0]} is missing ({len(missing)} missing in all); the file is incomplete or "
             f"not a {args.arch} model"
         )
+    placement = placement or place(args.n_layer)
     tensors: dict[str, Any] = {}
     # the embedding table is only read row by row, unless the output head shares it
     lookup_only = {"token_embd.weight"} if "output.weight" in gf.tensors else set()
@@ -57,17 +60,21 @@ def load_weights(gf: GGUFFile, arch: Architecture, args: Args, device: str | tor
                 f"use a file quantized to one of {', '.join(sorted(t.name for t in quants.SUPPORTED))}"
             )
         raw = from_numpy_bytes(gf.tensor_bytes(name))
+        device = placement.tensor_device(name)
         if len(info.shape) == 1 or info.type == QT.F32 and len(info.shape) == 1:
             tensors[name] = quants.dequantize(raw, info.type, info.shape).to(device)
         elif len(info.shape) == 2:
-            raw = raw if str(device) == "cpu" else raw.to(device)
+            raw = raw if device.type == "cpu" else raw.to(device)
             tensors[name] = w = QuantWeight(raw, info.type, (info.shape[0], info.shape[1]))
             if name not in lookup_only and w.pack():  # the kernel's copy; the file is read again only for embeddings
                 gf.release(name)
         else:
             raise UnsupportedModelError(f"{gf.path}: tensor {name} has {len(info.shape)} dimensions; not supported")
+    if "output.weight" not in tensors and placement.output.type != "cpu":  # tied head on the GPU: its own copy there
+        emb = tensors["token_embd.weight"]
+        tensors["output.weight"] = QuantWeight(emb.raw.to(placement.output), emb.qtype, emb.shape)
     _check_shapes(gf, args, tensors)
-    return LoadedWeights(tensors)
+    return LoadedWeights(tensors, placement)
 
 
 def _check_shapes(gf: GGUFFile, args: Args, tensors: dict[str, Any]) -> None:
@@ -82,9 +89,11 @@ def _check_shapes(gf: GGUFFile, args: Args, tensors: dict[str, Any]) -> None:
         raise ModelFileError(f"{gf.path}: blk.0.attn_q is {tuple(q.shape)}, which does not match the metadata")
 
 
-def open_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"):
+def open_model(path: str | os.PathLike[str], device: str | torch.device = "cpu", n_gpu_layers: int | None = None):
+    """-> (gguf file, architecture, hyperparameters, weights); weights.placement says which device holds what."""
     gf = open_gguf(path)
     arch = get_architecture(gf.architecture)
     args = arch.args(gf.metadata, _vocab_size(gf.metadata, arch.name, gf))
-    weights = load_weights(gf, arch, args, device)
+    placement = place(args.n_layer, device, n_gpu_layers)
+    weights = load_weights(gf, arch, args, placement)
     return gf, arch, args, weights
