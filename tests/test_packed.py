@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from gguf import GGMLQuantizationType as T
+from test_linear import _fma, _q8_blocks, fast, random_weight
 
 from hogar.quant import kernels, linear
 from hogar.quant.linear import QuantWeight, matmul_many
-from test_linear import _fma, _q8_blocks, fast, random_weight
 
 pytestmark = pytest.mark.skipif(
     kernels.load() is None or not kernels.load().p16_supported(int(T.Q8_0)),
