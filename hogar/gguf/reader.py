@@ -165,12 +165,14 @@ class GGUFFile:
         info = self.tensors[name]
         return np.frombuffer(self._mmap, dtype=np.uint8, count=info.n_bytes, offset=info.offset)
 
-    def release(self, name: str) -> None:
-        """Let the kernel drop the pages of a tensor from memory (read again from the file if touched later)."""
+    def release(self, name: str, start: int = 0, n_bytes: int | None = None) -> None:
+        """Let the kernel drop the pages of a tensor (or of its bytes [start, start + n_bytes)) from memory; they are
+        read again from the file if touched later."""
         info = self.tensors[name]
         page = mmap.PAGESIZE
-        start = info.offset // page * page
-        end = min(-(-(info.offset + info.n_bytes) // page) * page, self.file_size)
+        lo = info.offset + start
+        hi = info.offset + (info.n_bytes if n_bytes is None else min(info.n_bytes, start + n_bytes))
+        start, end = lo // page * page, min(-(-hi // page) * page, self.file_size)
         if hasattr(self._mmap, "madvise") and end > start:
             self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
 

@@ -66,8 +66,8 @@ def load_weights(gf: GGUFFile, arch: Architecture, args: Args, placement: Placem
         elif len(info.shape) == 2:
             raw = raw if device.type == "cpu" else raw.to(device)
             tensors[name] = w = QuantWeight(raw, info.type, (info.shape[0], info.shape[1]))
-            if name not in lookup_only and w.pack():  # the kernel's copy; the file is read again only for embeddings
-                gf.release(name)
+            if name not in lookup_only:  # the kernel's copy; the file is read again only for embedding rows
+                w.pack(lambda start, n, name=name: gf.release(name, start, n))
         else:
             raise UnsupportedModelError(f"{gf.path}: tensor {name} has {len(info.shape)} dimensions; not supported")
     if "output.weight" not in tensors and placement.output.type != "cpu":  # tied head on the GPU: its own copy there

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 
 import torch
 
@@ -56,20 +57,30 @@ def matmul(raw: torch.Tensor, qtype: int, shape: tuple[int, int], x: torch.Tenso
     return out if rc == 0 else None
 
 
-def pack(raw: torch.Tensor, qtype: int, shape: tuple[int, int]) -> torch.Tensor | None:
-    """The 16-row repacking of a GGUF matrix (same size, new memory), or None where it does not apply."""
+def pack(raw: torch.Tensor, qtype: int, shape: tuple[int, int],
+         done: Callable[[int, int], None] | None = None) -> torch.Tensor | None:
+    """The 16-row repacking of a GGUF matrix (new memory), or None where it does not apply. Packs ~8 MiB of the
+    source at a time and calls done(byte_offset, n_bytes) after each piece (the loader lets the file's pages go)."""
     lib = load()
     n_out, n_in = shape
     if lib is None or n_out % 16:
         return None
+    row_bytes = raw.numel() // n_out
     if lib.p16_supported(int(qtype)):
-        packed, fn = torch.empty(raw.numel(), dtype=torch.uint8), lib.p16_pack
+        packed_rows, fn = row_bytes, lib.p16_pack
     elif lib.pk_supported(int(qtype)):
-        packed, fn = torch.empty(lib.pk_packed_size(int(qtype), n_out, n_in), dtype=torch.uint8), lib.pk_pack
+        packed_rows, fn = lib.pk_packed_size(int(qtype), 16, n_in) // 16, lib.pk_pack
     else:
         return None
-    if fn(int(qtype), raw.data_ptr(), n_out, n_in, packed.data_ptr(), torch.get_num_threads()) != 0:
-        return None
+    packed = torch.empty(n_out * packed_rows, dtype=torch.uint8)
+    step = max(16, (8 << 20) // row_bytes // 16 * 16)
+    for r0 in range(0, n_out, step):
+        rows = min(step, n_out - r0)
+        if fn(int(qtype), raw.data_ptr() + r0 * row_bytes, rows, n_in, packed.data_ptr() + r0 * packed_rows,
+              torch.get_num_threads()) != 0:
+            return None
+        if done is not None:
+            done(r0 * row_bytes, rows * row_bytes)
     return packed
 
 

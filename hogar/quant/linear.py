@@ -9,6 +9,7 @@ environment variable HOGAR_REFERENCE=1): dequantize the whole matrix (bit-exact 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -41,11 +42,12 @@ class QuantWeight:
         self.packed: torch.Tensor | None = None  # the 16-row repacking the fast kernel prefers (see pack())
         self.groups: dict[tuple[int, ...], tuple[list[QuantWeight], kernels.PackedGroup | None]] = {}
 
-    def pack(self) -> bool:
+    def pack(self, done: Callable[[int, int], None] | None = None) -> bool:
         """Keep a repacked copy for the fast kernel (the GGUF bytes stay for embeddings and the reference path;
-        untouched afterwards, their mmap pages can leave memory). True where the type and shape allow it."""
+        untouched afterwards, their mmap pages can leave memory: `done(offset, n_bytes)` is called for each packed
+        piece). True where the type and shape allow it."""
         if self.packed is None and self.raw.device.type == "cpu" and self.raw.is_contiguous():
-            self.packed = kernels.pack(self.raw, self.qtype, self.shape)
+            self.packed = kernels.pack(self.raw, self.qtype, self.shape, done)
         return self.packed is not None
 
     @property
