@@ -4,7 +4,7 @@ and peak RSS of each process.
     .venv/bin/python benchmarks/compare.py [--rounds 3] [-t 2] [MODEL ...]
 
 MODEL defaults to the four of issue 3: SmolLM2 Q4_1, Gemma 3 270M Q4_K_M and the synthetic 1.17B at Q4_0 and Q8_0
-(benchmarks/make_synthetic.py builds them). llama.cpp runs through llama-cpp-python (`pip install -e '.[reference]'`).
+(benchmarks/make_synthetic.py builds them). llama.cpp runs through llama-cpp-python (`pip install -e '.[bench]'`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""llama.cpp's side of the comparison, through llama-cpp-python (the `reference` extra): pp and tg like llama-bench
+"""llama.cpp's side of the comparison, through llama-cpp-python (the `bench` extra): pp and tg like llama-bench
 (random tokens, empty cache), one JSON object on the last line with pp_tps and tg_tps."""
 
 from __future__ import annotations
