@@ -22,8 +22,9 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def check(path: str) -> bool:
-    import hogar
     from llama_cpp import Llama
+
+    import hogar
 
     ll = Llama(model_path=path, n_ctx=256, n_threads=2, logits_all=True, verbose=False)
     ll.eval(IDS)
