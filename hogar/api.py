@@ -157,16 +157,20 @@ class Model:
         chunks = self.engine.generate(ids, params)
         return chunks if stream else _last(chunks)
 
+    def chat_ids(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The tokens of a conversation rendered by the chat template, ready for the assistant's reply."""
+        text = self.chat_template.render(messages, add_generation_prompt=True)
+        return self.tokenize(
+            text, add_bos=not text.startswith(self._token_text(self.tokenizer.bos_id) or "\0"), parse_special=True
+        )
+
     def chat_prompt(self, messages: Sequence[Mapping[str, Any]], *, reserve: int = 0) -> tuple[list[int], int]:
         """Render and tokenize a conversation. When it does not fit the context (less `reserve` tokens for the reply),
         the oldest turns after the system prompt are dropped; returns (ids, number of messages dropped)."""
         msgs = validate_messages(messages)
         dropped = 0
         while True:
-            text = self.chat_template.render(msgs, add_generation_prompt=True)
-            ids = self.tokenize(
-                text, add_bos=not text.startswith(self._token_text(self.tokenizer.bos_id) or "\0"), parse_special=True
-            )
+            ids = self.chat_ids(msgs)
             if len(ids) + reserve < self.n_ctx:
                 return ids, dropped
             first = 1 if msgs and msgs[0]["role"] == "system" else 0

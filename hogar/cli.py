@@ -206,6 +206,36 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(a: argparse.Namespace) -> int:
+    import ipaddress
+
+    import uvicorn
+
+    from hogar.server.app import Server
+
+    if a.parallel < 1:
+        raise HogarError(f"--parallel must be at least 1, not {a.parallel}")
+    api_key = a.api_key or os.environ.get("HOGAR_API_KEY") or None
+    try:
+        loopback = a.host == "localhost" or ipaddress.ip_address(a.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not api_key:
+        print(f"hogar: warning: serving on {a.host} without --api-key: anyone who can reach this machine can use "
+              "the model", file=sys.stderr)
+    model = _load(a)
+    server = Server(model, name=a.model_opt or a.model, n_slots=a.parallel, api_key=api_key,
+                    cors=[o.strip() for o in a.cors.split(",") if o.strip()] if a.cors else None,
+                    max_body=a.max_body)
+    print(f"hogar: serving {server.model_id} on http://{a.host}:{a.port}/v1 ({a.parallel} slots, context "
+          f"{model.n_ctx} each)", file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(server.app, host=a.host, port=a.port, log_level="warning", access_log=False)
+    except OSError as e:
+        raise HogarError(f"cannot listen on {a.host}:{a.port} ({e.strerror or e}); choose another --port") from None
+    return 0
+
+
 def cmd_list(a: argparse.Namespace) -> int:
     from hogar.store import list_models, models_dir
 
@@ -289,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-r", "--repetitions", dest="reps", type=int, default=3)
     b.add_argument("--json", action="store_true", help="also print one JSON object on the last line")
     b.set_defaults(func=cmd_bench)
+
+    sv = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (many clients at once)")
+    _model_flags(sv)
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8080)
+    sv.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set HOGAR_API_KEY)")
+    sv.add_argument("-np", "--parallel", type=int, default=4, help="requests served at once (slots, default 4)")
+    sv.add_argument("--cors", default=None, help="comma-separated origins allowed to call from a browser")
+    sv.add_argument("--max-body", type=int, default=8 << 20, help="largest request body in bytes (default 8 MiB)")
+    sv.set_defaults(func=cmd_serve)
 
     lst = sub.add_parser("list", help="models hogar can find")
     lst.set_defaults(func=cmd_list)

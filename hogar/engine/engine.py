@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from hogar.engine.cache import KVCache
-from hogar.engine.sampling import SamplingParams, make_generator, sample
-from hogar.engine.stops import StopMatcher
+from hogar.engine.generation import Generation
+from hogar.engine.sampling import SamplingParams
 from hogar.errors import ContextOverflowError
 from hogar.models.blocks import AttnContext
 
@@ -100,6 +100,36 @@ class Engine:
         out = self.arch.forward(self.args, self.weights, tokens, ctx, keep)[0]
         return out.float().cpu()
 
+    @torch.inference_mode()
+    def forward_rows(self, ids: Sequence[int], slots: Sequence[int], positions: Sequence[int]) -> torch.Tensor:
+        """One token for each of several slots, each at its own position, in one forward pass (batched decoding);
+        returns float32 logits [len(ids), n_vocab]. Each row's logits are those of decoding it alone."""
+        tokens = torch.tensor(list(ids), dtype=torch.long).unsqueeze(1)
+        pos = torch.tensor(list(positions), dtype=torch.long).unsqueeze(1)
+        ctx = AttnContext(pos, torch.tensor(list(slots), dtype=torch.long), self.cache)
+        out = self.arch.forward(self.args, self.weights, tokens, ctx, slice(-1, None))
+        for slot, token in zip(slots, ids, strict=True):
+            self.slot_tokens[slot].append(token)
+        return out[:, -1].float().cpu()
+
+    @torch.inference_mode()
+    def embed(self, ids: Sequence[int], slot: int) -> torch.Tensor:
+        """Mean of the final normalized hidden states over the tokens, L2-normalized: float32 [n_embd]. Uses (and
+        clears) a slot's cache."""
+        self.check_fits(len(ids) - 1)
+        self.slot_tokens[slot] = []
+        total = None
+        for start in range(0, len(ids), N_BATCH):
+            chunk = list(ids[start : start + N_BATCH])
+            tokens = torch.tensor([chunk], dtype=torch.long)
+            positions = torch.arange(start, start + len(chunk)).unsqueeze(0)
+            ctx = AttnContext(positions, torch.tensor([slot]), self.cache)
+            h = self.arch.forward(self.args, self.weights, tokens, ctx, None, hidden=True)[0].float().cpu()
+            total = h.sum(0) if total is None else total + h.sum(0)
+        assert total is not None
+        mean = total / len(ids)
+        return mean / mean.norm().clamp_min(1e-12)
+
     def check_fits(self, n_prompt: int) -> None:
         if n_prompt >= self.n_ctx:
             raise ContextOverflowError(
@@ -148,42 +178,19 @@ class Engine:
         t0 = time.perf_counter()
         logits = self.prefill(prompt_ids, slot)
         timings.prompt_ms = (time.perf_counter() - t0) * 1000
-        gen = make_generator(params.seed)
-        eos = frozenset(self.tokenizer.eog_ids)
-        history = list(prompt_ids)
-        out_tokens: list[int] = []
-        text_parts: list[str] = []
-        decoder = self.tokenizer.stream_decoder()
-        stops = StopMatcher(params.stop)
-        finish = "length"
+        g = Generation(self.tokenizer, prompt_ids, params, self.n_ctx)
         t1 = time.perf_counter()
-        while True:
-            if params.max_tokens >= 0 and len(out_tokens) >= params.max_tokens:
-                break
-            if len(history) >= self.n_ctx:
-                break
-            token = int(sample(logits.unsqueeze(0), [params], [history], [gen], eos_ids=eos)[0])
-            if token in eos and not params.ignore_eos:
-                finish = "stop"
-                break
-            out_tokens.append(token)
-            history.append(token)
-            piece, stopped = stops.feed(decoder.feed(token))
+        while g.finish is None:
+            piece, token = g.step(logits)
             if piece:
-                text_parts.append(piece)
                 yield Chunk(piece, token)
-            if stopped:
-                finish = "stop"
-                break
-            if len(history) < self.n_ctx and not (params.max_tokens >= 0 and len(out_tokens) >= params.max_tokens):
-                logits = self.forward([token], slot, len(history) - 1, keep=slice(-1, None))[-1]
+            if g.finish is None:
+                logits = self.forward([token], slot, len(g.history) - 1, keep=slice(-1, None))[-1]
                 self.slot_tokens[slot].append(token)
-        if finish == "length" or not stops.stopped:
-            tail = stops.feed(decoder.flush())[0] + stops.flush() if not stops.stopped else ""
-            if tail:
-                text_parts.append(tail)
-                yield Chunk(tail, None)
-        timings.generated_tokens = len(out_tokens)
+        tail = g.tail()
+        if tail:
+            yield Chunk(tail, None)
+        timings.generated_tokens = len(g.tokens)
         timings.generation_ms = (time.perf_counter() - t1) * 1000
-        completion = Completion("".join(text_parts), out_tokens, finish, len(prompt_ids), timings)
-        yield Chunk("", None, finish, completion)
+        completion = Completion(g.text, g.tokens, g.finish, len(prompt_ids), timings)
+        yield Chunk("", None, g.finish, completion)

@@ -100,8 +100,17 @@ class AttnContext:
         kc, vc = self.cache.k[il], self.cache.v[il]
         if mask is not None and mask.device != q.device:  # a layer on the GPU
             mask = mask.to(q.device)
-        if self._row is not None and kc.dtype == vc.dtype == torch.float16 and kc.device.type == "cpu":
+        in_place = kc.dtype == vc.dtype == torch.float16 and kc.device.type == "cpu"
+        if self._row is not None and in_place:
             return G.attention_kv_cache(q, kc, vc, self._row, start, self.p_min, k, v, mask, scale)
+        if in_place and q.shape[1] == 1:  # one new token for each of several slots (batched decoding): row by row,
+            outs = []  # the very arithmetic of each decoding alone
+            for b in range(q.shape[0]):
+                p = int(self.positions[b, 0])
+                start_b = max(0, p - window + 1) if window > 0 else 0
+                outs.append(G.attention_kv_cache(q[b : b + 1], kc, vc, int(self.rows[b]), start_b, p,
+                                                 k[b : b + 1], v[b : b + 1], None, scale))
+            return torch.cat(outs)
         rows, positions = self.rows, self.positions
         if kc.device != rows.device:
             rows, positions = rows.to(kc.device), positions.to(kc.device)

@@ -100,8 +100,10 @@ class Llama:
         tokens: torch.Tensor,
         ctx: blocks.AttnContext,
         keep: slice | None = None,
+        hidden: bool = False,
     ) -> torch.Tensor:
-        """tokens [B, T] -> logits [B, T', n_vocab] for the positions `keep` selects (all by default)."""
+        """tokens [B, T] -> logits [B, T', n_vocab] for the positions `keep` selects (all by default); with hidden,
+        the final normalized hidden states [B, T', n_embd] instead (for embeddings)."""
         x = self.embed(args, w, tokens)
         ropes: dict[tuple[float, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
         for il in range(args.n_layer):
@@ -116,7 +118,10 @@ class Llama:
         if keep is not None:
             x = x[:, keep]
         head_device = w("output_norm.weight").device
-        return self.output(args, w, x if x.device == head_device else x.to(head_device))
+        x = x if x.device == head_device else x.to(head_device)
+        if hidden:
+            return blocks.rms_norm(x, w("output_norm.weight"), args.rms_eps)
+        return self.output(args, w, x)
 
 
 LLAMA = register(Llama())

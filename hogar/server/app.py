@@ -1,0 +1,465 @@
+"""The OpenAI-compatible HTTP face of one loaded model (FastAPI): /v1/models, /v1/completions, /v1/chat/completions
+(server-sent events when streaming), /v1/embeddings, llama-server's /tokenize and /detokenize, /health, /metrics.
+Every request becomes scheduler Jobs; this module only parses, checks and shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+
+from hogar.api import sampling_params
+from hogar.engine.json_constraint import JsonConstraint
+from hogar.server.scheduler import Job, Scheduler
+from hogar.server.schemas import (
+    ChatRequest,
+    CompletionRequest,
+    DetokenizeRequest,
+    EmbeddingRequest,
+    TokenizeRequest,
+)
+from hogar.tokenizer.chat import validate_messages
+
+MAX_BODY = 8 << 20
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return JSONResponse(body, status_code=self.status)
+
+
+def _validation_message(e: ValidationError) -> tuple[str, str | None]:
+    err = e.errors()[0]
+    loc = ".".join(str(x) for x in err.get("loc", ()))
+    return (f"{loc}: {err.get('msg', 'invalid value')}" if loc else err.get("msg", "invalid request")), loc or None
+
+
+class _Guard:
+    """Pure ASGI middleware (Starlette's BaseHTTPMiddleware would hide client disconnects from the endpoints): the
+    API key, the declared body size, and a count of responses by status for /metrics."""
+
+    def __init__(self, app: Any, server: Server) -> None:
+        self.app, self.server = app, server
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        srv = self.server
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        error = None
+        if srv.api_key and scope["path"] not in ("/health", "/v1/health") and scope["method"] != "OPTIONS":
+            given = headers.get("authorization", "")
+            given = given[7:] if given.lower().startswith("bearer ") else headers.get("x-api-key", "")
+            if not hmac.compare_digest(given.encode(), srv.api_key.encode()):
+                error = ApiError(401, "invalid or missing API key: send Authorization: Bearer <key>",
+                                 "authentication_error", code="invalid_api_key")
+        length = headers.get("content-length")
+        if error is None and length is not None and (not length.isdigit() or int(length) > srv.max_body):
+            error = ApiError(413, f"the request body is over the limit of {srv.max_body} bytes",
+                             code="request_too_large")
+        if error is not None:
+            srv.http[error.status] += 1
+            return await error.response()(scope, receive, send)
+
+        async def counting_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                srv.http[message["status"]] += 1
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
+class Server:
+    def __init__(self, model: Any, *, name: str | None = None, n_slots: int = 4, api_key: str | None = None,
+                 cors: list[str] | None = None, max_body: int = MAX_BODY) -> None:
+        self.model = model
+        self.model_id = Path(model.path).name.removesuffix(".gguf")
+        self.names = {self.model_id, Path(model.path).name, str(model.path)} | ({name} if name else set())
+        self.api_key, self.max_body = api_key, max_body
+        self.scheduler = Scheduler(model, n_slots)
+        self.http = Counter()
+        self.created = int(time.time())
+        self.app = self._build(cors or [])
+
+    # ---- plumbing ---------------------------------------------------------------------------------------------
+
+    def _build(self, cors: list[str]) -> FastAPI:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            yield
+            self.scheduler.close()
+
+        app = FastAPI(title="hogar", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+        if cors:
+            app.add_middleware(CORSMiddleware, allow_origins=cors, allow_methods=["*"], allow_headers=["*"])
+
+        app.add_middleware(_Guard, server=self)
+
+        @app.exception_handler(ApiError)
+        async def api_error(_: Request, e: ApiError) -> JSONResponse:
+            return e.response()
+
+        @app.exception_handler(404)
+        async def not_found(request: Request, _: Exception) -> JSONResponse:
+            return ApiError(404, f"no such endpoint: {request.method} {request.url.path}", code="not_found").response()
+
+        @app.exception_handler(405)
+        async def bad_method(request: Request, _: Exception) -> JSONResponse:
+            return ApiError(405, f"{request.method} is not allowed on {request.url.path}").response()
+
+        @app.exception_handler(Exception)
+        async def internal(_: Request, e: Exception) -> JSONResponse:
+            return ApiError(500, f"internal error: {type(e).__name__}: {e}", "server_error").response()
+
+        app.add_api_route("/health", self.health, methods=["GET"])
+        app.add_api_route("/v1/health", self.health, methods=["GET"])
+        app.add_api_route("/metrics", self.metrics, methods=["GET"])
+        app.add_api_route("/v1/models", self.models, methods=["GET"])
+        app.add_api_route("/v1/chat/completions", self.chat, methods=["POST"])
+        app.add_api_route("/v1/completions", self.completions, methods=["POST"])
+        app.add_api_route("/v1/embeddings", self.embeddings, methods=["POST"])
+        app.add_api_route("/tokenize", self.tokenize, methods=["POST"])
+        app.add_api_route("/detokenize", self.detokenize, methods=["POST"])
+        return app
+
+    async def _parse(self, request: Request, schema: type[BaseModel]) -> Any:
+        body = bytearray()
+        async for part in request.stream():
+            body += part
+            if len(body) > self.max_body:
+                raise ApiError(413, f"the request body is over the limit of {self.max_body} bytes",
+                               code="request_too_large")
+        try:
+            obj = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ApiError(400, f"the body is not valid JSON ({e})") from None
+        if not isinstance(obj, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        try:
+            req = schema.model_validate(obj)
+        except ValidationError as e:
+            message, param = _validation_message(e)
+            raise ApiError(400, message, param=param) from None
+        model = getattr(req, "model", None)
+        if model and model not in self.names:
+            raise ApiError(404, f"model {model!r} does not exist; this server serves {self.model_id!r}",
+                           code="model_not_found")
+        return req
+
+    def _check_fits(self, ids: list[int]) -> None:
+        n_ctx = self.model.n_ctx
+        if not ids:
+            raise ApiError(400, "the prompt is empty")
+        if len(ids) >= n_ctx:
+            raise ApiError(400, f"the prompt is {len(ids)} tokens but the context holds {n_ctx}; shorten it or "
+                                f"start the server with a larger -c", code="context_length_exceeded")
+
+    def _prompt_ids(self, prompt: Any) -> list[list[int]]:
+        """A completion prompt (text, texts, token ids or lists of them) as token lists."""
+        if isinstance(prompt, str):
+            return [self.model.tokenize(prompt, add_bos=True, parse_special=True)]
+        if prompt and all(isinstance(p, str) for p in prompt):
+            return [self.model.tokenize(p, add_bos=True, parse_special=True) for p in prompt]
+        lists = [prompt] if prompt and all(isinstance(t, int) for t in prompt) else list(prompt)
+        for ids in lists:
+            bad = [t for t in ids if not 0 <= t < self.model.n_vocab]
+            if bad:
+                raise ApiError(400, f"token id {bad[0]} is outside the vocabulary (0..{self.model.n_vocab - 1})",
+                               param="prompt")
+        return [list(ids) for ids in lists] or [[]]
+
+    def _jobs(self, ids: list[int], req: Any, max_tokens: int | None, top_logprobs: int | None,
+              json_mode: bool, queue: asyncio.Queue) -> list[Job]:
+        self._check_fits(ids)
+        try:
+            opts = req.sampling(max_tokens)
+            params = sampling_params(**opts)
+        except (ValueError, TypeError) as e:
+            raise ApiError(400, str(e)) from None
+        loop = asyncio.get_running_loop()
+        jobs = []
+        for i in range(req.n):
+            p = params
+            if req.n > 1 and params.seed is not None and params.seed >= 0:
+                p = sampling_params(**{**opts, "seed": params.seed + i})
+
+            def emit(ev: tuple, i: int = i) -> None:
+                loop.call_soon_threadsafe(queue.put_nowait, (i, ev))
+
+            constraint = JsonConstraint(self.model.tokenizer) if json_mode else None
+            jobs.append(Job(ids, p, emit, top_logprobs=top_logprobs, constraint=constraint))
+        return jobs
+
+    async def _watch(self, request: Request, jobs: list[Job]) -> None:
+        """Cancel the jobs when the client goes away (checked every 0.05 s)."""
+        while True:
+            await asyncio.sleep(0.05)
+            if await request.is_disconnected():
+                for job in jobs:
+                    job.cancelled.set()
+                return
+
+    async def _events(self, request: Request, jobs: list[Job], queue: asyncio.Queue) -> AsyncIterator[tuple]:
+        for job in jobs:
+            self.scheduler.submit(job)
+        watcher = asyncio.create_task(self._watch(request, jobs))
+        open_jobs = len(jobs)
+        try:
+            while open_jobs:
+                i, ev = await queue.get()
+                if ev[0] in ("done", "error"):
+                    open_jobs -= 1
+                yield i, ev
+        finally:
+            watcher.cancel()
+            for job in jobs:
+                job.cancelled.set()
+
+    def _piece(self, token: int) -> str:
+        return self.model.tokenizer.token_to_piece(token).decode("utf-8", errors="replace")
+
+    def _bytes(self, token: int) -> list[int]:
+        return list(self.model.tokenizer.token_to_piece(token))
+
+    def _chat_logprob(self, lp: dict) -> dict:
+        t = lp["token"]
+        return {"token": self._piece(t), "logprob": lp["logprob"], "bytes": self._bytes(t),
+                "top_logprobs": [{"token": self._piece(a), "logprob": v, "bytes": self._bytes(a)}
+                                 for a, v in lp.get("top", [])]}
+
+    # ---- endpoints --------------------------------------------------------------------------------------------
+
+    async def health(self) -> dict:
+        return {"status": "ok", "slots_idle": len(self.scheduler.free), "slots_processing": self.scheduler.busy}
+
+    async def models(self) -> dict:
+        meta = self.model.metadata
+        return {"object": "list", "data": [{
+            "id": self.model_id, "object": "model", "created": self.created, "owned_by": "hogar",
+            "meta": {"n_ctx": self.model.n_ctx, "n_ctx_train": self.model.args.n_ctx_train,
+                     "n_vocab": self.model.n_vocab, "architecture": meta.get("general.architecture")},
+        }]}
+
+    async def metrics(self) -> PlainTextResponse:
+        s = self.scheduler.stats
+        rows = [
+            ("requests_total", "counter", "generation and embedding requests received", s.requests),
+            ("requests_cancelled_total", "counter", "requests whose client went away", s.cancelled),
+            ("prompt_tokens_total", "counter", "prompt tokens, cached ones included", s.prompt_tokens),
+            ("prompt_tokens_cached_total", "counter", "prompt tokens reused from a slot's cache",
+             s.prompt_tokens_cached),
+            ("generated_tokens_total", "counter", "tokens generated", s.generated_tokens),
+            ("prompt_seconds_total", "counter", "time spent processing prompts", round(s.prompt_seconds, 6)),
+            ("decode_seconds_total", "counter", "time spent in batched decoding steps", round(s.decode_seconds, 6)),
+            ("tokens_per_second", "gauge", "tokens generated per second over the last 10 s", s.tokens_per_second()),
+            ("slots_busy", "gauge", "slots decoding or processing a prompt", self.scheduler.busy),
+            ("slots_total", "gauge", "slots (requests served at once)", self.scheduler.n_slots),
+            ("queue_length", "gauge", "requests waiting for a slot", self.scheduler.queued),
+        ]
+        lines = []
+        for name, kind, help_, value in rows:
+            lines += [f"# HELP hogar_{name} {help_}", f"# TYPE hogar_{name} {kind}", f"hogar_{name} {value}"]
+        lines += ["# HELP hogar_http_responses_total HTTP responses by status",
+                  "# TYPE hogar_http_responses_total counter"]
+        lines += [f'hogar_http_responses_total{{status="{k}"}} {v}' for k, v in sorted(self.http.items())]
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    async def tokenize(self, request: Request) -> dict:
+        req = await self._parse(request, TokenizeRequest)
+        return {"tokens": self.model.tokenize(req.content, add_bos=req.add_special, parse_special=req.parse_special)}
+
+    async def detokenize(self, request: Request) -> dict:
+        req = await self._parse(request, DetokenizeRequest)
+        bad = [t for t in req.tokens if not 0 <= t < self.model.n_vocab]
+        if bad:
+            raise ApiError(400, f"token id {bad[0]} is outside the vocabulary (0..{self.model.n_vocab - 1})",
+                           param="tokens")
+        return {"content": self.model.detokenize(req.tokens)}
+
+    async def embeddings(self, request: Request) -> dict:
+        req = await self._parse(request, EmbeddingRequest)
+        inputs = req.input
+        if isinstance(inputs, str) or (inputs and all(isinstance(t, int) for t in inputs)):
+            inputs = [inputs]
+        data, total = [], 0
+        for i, item in enumerate(inputs):
+            ids = self.model.tokenize(item, add_bos=True) if isinstance(item, str) else list(item)
+            self._prompt_ids(ids)  # range check
+            self._check_fits(ids)
+            queue: asyncio.Queue = asyncio.Queue()
+            job = Job(ids, sampling_params(), self._reindex(queue, 0), kind="embed")
+            async for _, ev in self._events(request, [job], queue):
+                if ev[0] == "error":
+                    raise ApiError(500, ev[1], "server_error")
+                vec = ev[2]["embedding"]
+                if req.encoding_format == "base64":
+                    vec = base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
+                data.append({"object": "embedding", "index": i, "embedding": vec})
+                total += ev[2]["prompt_tokens"]
+        return {"object": "list", "data": data, "model": self.model_id,
+                "usage": {"prompt_tokens": total, "total_tokens": total}}
+
+    async def chat(self, request: Request) -> Response:
+        req: ChatRequest = await self._parse(request, ChatRequest)
+        try:
+            messages = validate_messages([m.model_dump(exclude_none=True) for m in req.messages])
+            ids = self.model.chat_ids(messages)
+        except ValueError as e:
+            raise ApiError(400, str(e), param="messages") from None
+        max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        top = (req.top_logprobs or 0) if req.logprobs else None
+        json_mode = req.response_format is not None and req.response_format.type != "text"
+        queue: asyncio.Queue = asyncio.Queue()
+        jobs = self._jobs(ids, req, max_tokens, top, json_mode, queue)
+        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        head = {"id": rid, "created": created, "model": self.model_id, "system_fingerprint": "hogar"}
+        events = self._events(request, jobs, queue)
+        if req.stream:
+            usage_wanted = bool(req.stream_options and req.stream_options.include_usage)
+            return self._sse(self._chat_stream(events, head, req.n, usage_wanted, top is not None))
+        texts = [[] for _ in jobs]
+        lps: list[list[dict]] = [[] for _ in jobs]
+        finish: list[str | None] = [None] * len(jobs)
+        usage = Counter()
+        async for i, ev in events:
+            if ev[0] == "token":
+                texts[i].append(ev[1])
+                if ev[3] is not None:
+                    lps[i].append(self._chat_logprob(ev[3]))
+            elif ev[0] == "done":
+                finish[i] = ev[1]
+                usage.update({k: v for k, v in ev[2].items() if k != "prompt_tokens_cached"})
+            else:
+                raise ApiError(500, ev[1], "server_error")
+        prompt_tokens = len(ids)
+        completion = usage["completion_tokens"]
+        return JSONResponse({**head, "object": "chat.completion", "choices": [
+            {"index": i, "message": {"role": "assistant", "content": "".join(texts[i])},
+             "logprobs": {"content": lps[i]} if top is not None else None, "finish_reason": finish[i]}
+            for i in range(len(jobs))],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                      "total_tokens": prompt_tokens + completion}})
+
+    async def _chat_stream(self, events: AsyncIterator[tuple], head: dict, n: int, usage_wanted: bool,
+                           logprobs: bool) -> AsyncIterator[dict]:
+        chunk = {**head, "object": "chat.completion.chunk"}
+        for i in range(n):
+            yield {**chunk, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                                         "finish_reason": None}]}
+        prompt_tokens = completion = 0
+        async for i, ev in events:
+            if ev[0] == "token":
+                lp = {"content": [self._chat_logprob(ev[3])]} if logprobs and ev[3] is not None else None
+                if ev[1] or lp:
+                    yield {**chunk, "choices": [{"index": i, "delta": {"content": ev[1]}, "logprobs": lp,
+                                                 "finish_reason": None}]}
+            elif ev[0] == "done":
+                prompt_tokens = ev[2]["prompt_tokens"]
+                completion += ev[2]["completion_tokens"]
+                yield {**chunk, "choices": [{"index": i, "delta": {}, "logprobs": None, "finish_reason": ev[1]}]}
+            else:
+                yield {"error": {"message": ev[1], "type": "server_error", "param": None, "code": None}}
+        if usage_wanted:
+            yield {**chunk, "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                                                     "total_tokens": prompt_tokens + completion}}
+
+    async def completions(self, request: Request) -> Response:
+        req: CompletionRequest = await self._parse(request, CompletionRequest)
+        prompts = self._prompt_ids(req.prompt)
+        if len(prompts) * req.n > 16:
+            raise ApiError(400, "at most 16 completions per request (prompts x n)", param="n")
+        queue: asyncio.Queue = asyncio.Queue()
+        jobs: list[Job] = []
+        for ids in prompts:
+            jobs += self._jobs(ids, req, req.max_tokens, req.logprobs, False, queue)
+        # emits carry the index within each prompt's n; make them global
+        for k, job in enumerate(jobs):
+            job.emit = self._reindex(queue, k)
+        rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        head = {"id": rid, "created": created, "model": self.model_id, "object": "text_completion",
+                "system_fingerprint": "hogar"}
+        events = self._events(request, jobs, queue)
+        if req.stream:
+            return self._sse(self._completion_stream(events, head, req))
+        texts = [[] for _ in jobs]
+        lps: list[list[dict]] = [[] for _ in jobs]
+        finish: list[str | None] = [None] * len(jobs)
+        usage = Counter()
+        async for i, ev in events:
+            if ev[0] == "token":
+                texts[i].append(ev[1])
+                if ev[3] is not None:
+                    lps[i].append(ev[3])
+            elif ev[0] == "done":
+                finish[i] = ev[1]
+                usage["completion_tokens"] += ev[2]["completion_tokens"]
+            else:
+                raise ApiError(500, ev[1], "server_error")
+        prompt_tokens = sum(len(p) for p in prompts)
+        return JSONResponse({**head, "choices": [
+            {"index": i, "text": "".join(texts[i]), "finish_reason": finish[i],
+             "logprobs": self._completion_logprobs(lps[i]) if req.logprobs is not None else None}
+            for i in range(len(jobs))],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": usage["completion_tokens"],
+                      "total_tokens": prompt_tokens + usage["completion_tokens"]}})
+
+    def _reindex(self, queue: asyncio.Queue, k: int) -> Callable[[tuple], None]:
+        loop = asyncio.get_running_loop()
+        return lambda ev: loop.call_soon_threadsafe(queue.put_nowait, (k, ev))
+
+    def _completion_logprobs(self, lps: list[dict]) -> dict:
+        tokens = [self._piece(lp["token"]) for lp in lps]
+        offsets, pos = [], 0
+        for t in tokens:
+            offsets.append(pos)
+            pos += len(t)
+        return {"tokens": tokens, "token_logprobs": [lp["logprob"] for lp in lps],
+                "top_logprobs": [{self._piece(a): v for a, v in lp.get("top", [])} for lp in lps],
+                "text_offset": offsets}
+
+    async def _completion_stream(self, events: AsyncIterator[tuple], head: dict,
+                                 req: CompletionRequest) -> AsyncIterator[dict]:
+        prompt_tokens = completion = 0
+        async for i, ev in events:
+            if ev[0] == "token":
+                lp = self._completion_logprobs([ev[3]]) if req.logprobs is not None and ev[3] is not None else None
+                if ev[1] or lp:
+                    yield {**head, "choices": [{"index": i, "text": ev[1], "logprobs": lp, "finish_reason": None}]}
+            elif ev[0] == "done":
+                prompt_tokens += ev[2]["prompt_tokens"]
+                completion += ev[2]["completion_tokens"]
+                yield {**head, "choices": [{"index": i, "text": "", "logprobs": None, "finish_reason": ev[1]}]}
+            else:
+                yield {"error": {"message": ev[1], "type": "server_error", "param": None, "code": None}}
+        if req.stream_options and req.stream_options.include_usage:
+            yield {**head, "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                                                    "total_tokens": prompt_tokens + completion}}
+
+    def _sse(self, chunks: AsyncIterator[dict]) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            async for c in chunks:
+                yield b"data: " + json.dumps(c, ensure_ascii=False).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
