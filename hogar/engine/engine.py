@@ -15,6 +15,7 @@ from hogar.engine.generation import Generation
 from hogar.engine.sampling import SamplingParams
 from hogar.errors import ContextOverflowError
 from hogar.models.blocks import AttnContext
+from hogar.quant import kernels
 
 N_BATCH = 512  # prompt tokens per forward pass, like llama.cpp's default n_batch
 
@@ -107,7 +108,11 @@ class Engine:
         tokens = torch.tensor(list(ids), dtype=torch.long).unsqueeze(1)
         pos = torch.tensor(list(positions), dtype=torch.long).unsqueeze(1)
         ctx = AttnContext(pos, torch.tensor(list(slots), dtype=torch.long), self.cache)
-        out = self.arch.forward(self.args, self.weights, tokens, ctx, slice(-1, None))
+        kernels.rows_alone.on = True
+        try:
+            out = self.arch.forward(self.args, self.weights, tokens, ctx, slice(-1, None))
+        finally:
+            kernels.rows_alone.on = False
         for slot, token in zip(slots, ids, strict=True):
             self.slot_tokens[slot].append(token)
         return out[:, -1].float().cpu()

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Callable
 
 import torch
@@ -27,11 +28,21 @@ _SIGNATURES = {
     "pk_supported": ([ctypes.c_int], ctypes.c_int),
     "pk_packed_size": ([ctypes.c_int, _I, _I], _I),
     "pk_pack": ([ctypes.c_int, _P, _I, _I, _P, ctypes.c_int], ctypes.c_int),
-    "pk_matmul": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, ctypes.c_int], ctypes.c_int),
+    "pk_matmul": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, ctypes.c_int, ctypes.c_int], ctypes.c_int),
 }
 
 
 _K_TYPES = frozenset({12, 14})  # Q4_K, Q6_K: packed by csrc/packed16k.c
+
+
+class _RowsAlone(threading.local):
+    """While `on`, the rows of a matmul are separate sequences decoded together (Engine.forward_rows): kernels whose
+    arithmetic depends on the batch size (llama.cpp's Q4_K gemm, Q6_K's tiled kernel) treat each as a batch of one."""
+
+    on = False
+
+
+rows_alone = _RowsAlone()
 
 
 def load() -> ctypes.CDLL | None:
@@ -89,8 +100,8 @@ def matmul_packed(packed: torch.Tensor, qtype: int, shape: tuple[int, int], x: t
     n_out, n_in = shape
     out = torch.empty((x.shape[0], n_out), dtype=torch.float32)
     lib = load()
-    fn = lib.pk_matmul if qtype in _K_TYPES else lib.p16_matmul
-    rc = fn(qtype, packed.data_ptr(), n_out, n_in, x.data_ptr(), x.shape[0], out.data_ptr(), torch.get_num_threads())
+    args = (qtype, packed.data_ptr(), n_out, n_in, x.data_ptr(), x.shape[0], out.data_ptr(), torch.get_num_threads())
+    rc = lib.pk_matmul(*args, int(rows_alone.on)) if qtype in _K_TYPES else lib.p16_matmul(*args)
     return out if rc == 0 else None
 
 

@@ -277,16 +277,18 @@ static void kgroup(int t, const uint8_t *ch0, const kacts *A, int64_t b0, int64_
 
 #endif /* HQ_AVX512 */
 
-/* Y[B, n_out] = X[B, n_in] @ W^T with W packed by pk_pack. Returns 0 on success (1: not supported, 2: no memory). */
+/* Y[B, n_out] = X[B, n_in] @ W^T with W packed by pk_pack. rows_alone: the rows are separate sequences decoded
+ * together (a server's batch): each gets the arithmetic of a batch of one, so its result does not depend on its
+ * companions. Returns 0 on success (1: not supported, 2: no memory). */
 int pk_matmul(int t, const uint8_t *P, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
-              int nthreads) {
+              int nthreads, int rows_alone) {
 #ifndef HQ_AVX512
-    (void)t; (void)P; (void)n_out; (void)n_in; (void)X; (void)B; (void)Y; (void)nthreads;
+    (void)t; (void)P; (void)n_out; (void)n_in; (void)X; (void)B; (void)Y; (void)nthreads; (void)rows_alone;
     return 1;
 #else
     if ((t != T_Q4_K && t != T_Q6_K) || n_out % 16 || n_in % 256 || B <= 0) return 1;
     const int64_t nsb = n_in / 256, ng = n_out / 16, chunk = t == T_Q4_K ? Q4K_CHUNK : Q6K_CHUNK;
-    const int64_t B4 = t == T_Q4_K ? B - B % 4 : 0;
+    const int64_t B4 = t == T_Q4_K && !rows_alone ? B - B % 4 : 0;
     int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * n_in));
     float *dx = (float *)malloc((size_t)(B * nsb) * sizeof(float));
     int32_t *bs32 = (int32_t *)malloc((size_t)(B * nsb * 8) * sizeof(int32_t));
@@ -311,7 +313,8 @@ int pk_matmul(int t, const uint8_t *P, int64_t n_out, int64_t n_in, const float 
         for (int64_t b0 = 0; b0 < B; b0 += BC) {
             const int64_t b1 = b0 + BC < B ? b0 + BC : B;
 #pragma omp for schedule(static)
-            for (int64_t g = 0; g < ng; g++) kgroup(t, P + g * nsb * chunk, &A, b0, b1, B4, B >= 8, Y + 16 * g, n_out);
+            for (int64_t g = 0; g < ng; g++) kgroup(t, P + g * nsb * chunk, &A, b0, b1, B4, B >= 8 && !rows_alone, Y + 16 * g,
+                                                        n_out);
         }
     }
     free(qa); free(dx); free(bs32); free(bs16);
