@@ -196,6 +196,10 @@ class Server:
             params = sampling_params(**opts)
         except (ValueError, TypeError) as e:
             raise ApiError(400, str(e)) from None
+        bad = [t for t in params.logit_bias if not 0 <= t < self.model.n_vocab]
+        if bad:
+            raise ApiError(400, f"logit_bias token id {bad[0]} is outside the vocabulary (0..{self.model.n_vocab - 1})",
+                           param="logit_bias")
         loop = asyncio.get_running_loop()
         jobs = []
         for i in range(req.n):

@@ -120,7 +120,12 @@ class Scheduler:
                     admitted.append(job)
             for job in admitted:
                 self._guarded(job, self._embed if job.kind == "embed" else self._start)
-            self._decode_step()
+            try:
+                self._decode_step()
+            except Exception as e:  # noqa: BLE001 - the batched pass failed: its requests end, the server goes on
+                for job in list(self.active):
+                    job.emit(("error", f"{type(e).__name__}: {e}"))
+                    self._release(job)
 
     def _guarded(self, job: Job, fn: Callable[[Job], None]) -> None:
         try:
@@ -219,7 +224,12 @@ class Scheduler:
             gen = job.gen
             assert gen is not None and job.logits is not None
             n_before = len(gen.tokens)
-            piece, token = gen.step(job.constraint.mask(job.logits) if job.constraint else job.logits)
+            try:
+                piece, token = gen.step(job.constraint.mask(job.logits) if job.constraint else job.logits)
+            except Exception as e:  # noqa: BLE001 - one request's failure ends that request only
+                job.emit(("error", f"{type(e).__name__}: {e}"))
+                self._release(job)
+                continue
             appended = len(gen.tokens) > n_before  # an end-of-generation token is not part of the text
             if appended and job.constraint:
                 job.constraint.advance(token)
