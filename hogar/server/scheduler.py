@@ -1,6 +1,7 @@
 """Continuous batching: N slots, each a row of the KV cache. A worker thread owns the engine; every step it admits
-waiting requests into free slots (prompt processing, in chunks so that a cancelled request leaves within a fraction
-of a second), then decodes one token for every active request in one batched forward pass. Requests beyond N wait in
+waiting requests into free slots, processes one chunk of a new prompt (so that the requests already decoding go on
+meanwhile, and a cancelled request leaves within a fraction of a second), then decodes one token for every active
+request in one batched forward pass. Requests beyond N wait in
 a queue. A slot keeps what its cache holds, and a new request goes to the free slot sharing the longest prefix with
 its prompt, so the next turn of a conversation only computes its new tokens. Each row's arithmetic is that of
 decoding it alone (Engine.forward_rows), so with fixed seeds concurrent requests get the text they get alone."""
@@ -23,7 +24,7 @@ from hogar.engine.sampling import SamplingParams
 PREFILL_CHUNK = 64  # prompt tokens per forward pass: ~0.12 s on 2 cores, the bound on noticing a cancellation
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     """One generation request. `emit` receives, from the worker thread: ("token", text, token_id, logprob or None),
     then ("done", finish_reason, usage) or ("error", message)."""
@@ -39,7 +40,9 @@ class Job:
     gen: Generation | None = None
     logits: torch.Tensor | None = None
     n_cached: int = 0
+    pos: int = 0  # prompt tokens in the slot's cache so far
     t_start: float = 0.0
+    prompt_seconds: float = 0.0
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Scheduler:
         self.embed_slot = n_slots
         self.waiting: deque[Job] = deque()
         self.active: list[Job] = []
+        self.prefilling: deque[Job] = deque()  # admitted, prompt being processed one chunk per step
         self.free = set(range(n_slots))
         self.last_used = [0.0] * n_slots
         self.stats = Stats()
@@ -104,7 +108,7 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stop and not self.waiting and not self.active:
+                while not self._stop and not self.waiting and not self.active and not self.prefilling:
                     self._cond.wait(0.5)
                 if self._stop:
                     return
@@ -119,7 +123,9 @@ class Scheduler:
                         self.free.discard(job.slot)
                     admitted.append(job)
             for job in admitted:
-                self._guarded(job, self._embed if job.kind == "embed" else self._start)
+                self._guarded(job, self._embed if job.kind == "embed" else self._admit)
+            if self.prefilling:  # one prompt chunk per step: the requests already decoding go on meanwhile
+                self._guarded(self.prefilling[0], self._prefill_chunk)
             try:
                 self._decode_step()
             except Exception as e:  # noqa: BLE001 - the batched pass failed: its requests end, the server goes on
@@ -148,40 +154,46 @@ class Scheduler:
     def _release(self, job: Job) -> None:
         if job in self.active:
             self.active.remove(job)
+        if job in self.prefilling:
+            self.prefilling.remove(job)
         if job.kind == "generate" and job.slot >= 0:
             with self._cond:
                 self.free.add(job.slot)
                 self.last_used[job.slot] = time.monotonic()
             job.slot = -1
 
-    def _start(self, job: Job) -> None:
-        """Prompt processing, reusing what the slot's cache already holds."""
-        t0 = time.perf_counter()
-        eng, ids, slot = self.engine, job.prompt, job.slot
-        held = eng.slot_tokens[slot]
+    def _admit(self, job: Job) -> None:
+        """Reuse what the slot's cache already holds of the prompt; the rest is processed chunk by chunk."""
+        held, ids = self.engine.slot_tokens[job.slot], job.prompt
         n_same = 0
         for a, b in zip(held, ids, strict=False):
             if a != b:
                 break
             n_same += 1
-        n_same = min(n_same, len(ids) - 1)
-        eng.slot_tokens[slot] = list(ids[:n_same])
-        logits = None
-        for start in range(n_same, len(ids), PREFILL_CHUNK):
-            if job.cancelled.is_set():
-                self.stats.cancelled += 1
-                self._release(job)
-                return
-            chunk = ids[start : start + PREFILL_CHUNK]
-            logits = eng.forward(chunk, slot, start, keep=slice(-1, None))[-1]
-            eng.slot_tokens[slot].extend(chunk)
-        job.n_cached = n_same
-        job.logits = logits
+        job.n_cached = job.pos = min(n_same, len(ids) - 1)  # the last token is always computed, for its logits
+        self.engine.slot_tokens[job.slot] = list(ids[: job.pos])
+        self.prefilling.append(job)
+
+    def _prefill_chunk(self, job: Job) -> None:
+        if job.cancelled.is_set():
+            self.stats.cancelled += 1
+            self._release(job)
+            return
+        t0 = time.perf_counter()
+        eng, ids, slot = self.engine, job.prompt, job.slot
+        chunk = ids[job.pos : job.pos + PREFILL_CHUNK]
+        job.logits = eng.forward(chunk, slot, job.pos, keep=slice(-1, None))[-1]
+        eng.slot_tokens[slot].extend(chunk)
+        job.pos += len(chunk)
+        job.prompt_seconds += time.perf_counter() - t0
+        if job.pos < len(ids):
+            return
+        self.prefilling.popleft()
         job.gen = Generation(self.tokenizer, ids, job.params, eng.n_ctx)
         job.t_start = time.perf_counter()
         self.stats.prompt_tokens += len(ids)
-        self.stats.prompt_tokens_cached += n_same
-        self.stats.prompt_seconds += job.t_start - t0
+        self.stats.prompt_tokens_cached += job.n_cached
+        self.stats.prompt_seconds += job.prompt_seconds
         self.active.append(job)
 
     def _embed(self, job: Job) -> None:
