@@ -223,16 +223,21 @@ def cmd_serve(a: argparse.Namespace) -> int:
     if not loopback and not api_key:
         print(f"hogar: warning: serving on {a.host} without --api-key: anyone who can reach this machine can use "
               "the model", file=sys.stderr)
+    import socket
+
+    try:  # before the model loads: a busy port is a one-line error, not a failure after the wait
+        with socket.create_server((a.host, a.port)):
+            pass
+    except OSError as e:
+        raise HogarError(f"cannot listen on {a.host}:{a.port} ({e.strerror or e}); check --host, or choose "
+                         "another --port") from None
     model = _load(a)
     server = Server(model, name=a.model_opt or a.model, n_slots=a.parallel, api_key=api_key,
                     cors=[o.strip() for o in a.cors.split(",") if o.strip()] if a.cors else None,
                     max_body=a.max_body)
     print(f"hogar: serving {server.model_id} on http://{a.host}:{a.port}/v1 ({a.parallel} slots, context "
           f"{model.n_ctx} each)", file=sys.stderr, flush=True)
-    try:
-        uvicorn.run(server.app, host=a.host, port=a.port, log_level="warning", access_log=False)
-    except OSError as e:
-        raise HogarError(f"cannot listen on {a.host}:{a.port} ({e.strerror or e}); choose another --port") from None
+    uvicorn.run(server.app, host=a.host, port=a.port, log_level="warning", access_log=False)
     return 0
 
 

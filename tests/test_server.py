@@ -316,3 +316,13 @@ def test_public_address_without_key_warns() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_busy_port_is_a_one_line_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "hogar", "serve", "smollm2", "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot listen" in r.stderr
