@@ -341,25 +341,12 @@ class Server:
         if req.stream:
             usage_wanted = bool(req.stream_options and req.stream_options.include_usage)
             return self._sse(self._chat_stream(events, head, req.n, usage_wanted, top is not None))
-        texts = [[] for _ in jobs]
-        lps: list[list[dict]] = [[] for _ in jobs]
-        finish: list[str | None] = [None] * len(jobs)
-        usage = Counter()
-        async for i, ev in events:
-            if ev[0] == "token":
-                texts[i].append(ev[1])
-                if ev[3] is not None:
-                    lps[i].append(self._chat_logprob(ev[3]))
-            elif ev[0] == "done":
-                finish[i] = ev[1]
-                usage.update({k: v for k, v in ev[2].items() if k != "prompt_tokens_cached"})
-            else:
-                raise ApiError(500, ev[1], "server_error")
+        texts, lps, finish, completion = await self._collect(events, len(jobs))
         prompt_tokens = len(ids)
-        completion = usage["completion_tokens"]
         return JSONResponse({**head, "object": "chat.completion", "choices": [
-            {"index": i, "message": {"role": "assistant", "content": "".join(texts[i])},
-             "logprobs": {"content": lps[i]} if top is not None else None, "finish_reason": finish[i]}
+            {"index": i, "message": {"role": "assistant", "content": texts[i]},
+             "logprobs": {"content": [self._chat_logprob(lp) for lp in lps[i]]} if top is not None else None,
+             "finish_reason": finish[i]}
             for i in range(len(jobs))],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
                       "total_tokens": prompt_tokens + completion}})
@@ -405,10 +392,22 @@ class Server:
         events = self._events(request, jobs, queue)
         if req.stream:
             return self._sse(self._completion_stream(events, head, req))
-        texts = [[] for _ in jobs]
-        lps: list[list[dict]] = [[] for _ in jobs]
-        finish: list[str | None] = [None] * len(jobs)
-        usage = Counter()
+        texts, lps, finish, completion = await self._collect(events, len(jobs))
+        prompt_tokens = sum(len(p) for p in prompts)
+        return JSONResponse({**head, "choices": [
+            {"index": i, "text": texts[i], "finish_reason": finish[i],
+             "logprobs": self._completion_logprobs(lps[i]) if req.logprobs is not None else None}
+            for i in range(len(jobs))],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                      "total_tokens": prompt_tokens + completion}})
+
+    async def _collect(self, events: AsyncIterator[tuple], n: int) -> tuple[list[str], list[list[dict]],
+                                                                            list[str | None], int]:
+        """A non-streamed response's parts: text, logprob entries and finish reason per choice; completion tokens."""
+        texts: list[list[str]] = [[] for _ in range(n)]
+        lps: list[list[dict]] = [[] for _ in range(n)]
+        finish: list[str | None] = [None] * n
+        completion = 0
         async for i, ev in events:
             if ev[0] == "token":
                 texts[i].append(ev[1])
@@ -416,16 +415,10 @@ class Server:
                     lps[i].append(ev[3])
             elif ev[0] == "done":
                 finish[i] = ev[1]
-                usage["completion_tokens"] += ev[2]["completion_tokens"]
+                completion += ev[2]["completion_tokens"]
             else:
                 raise ApiError(500, ev[1], "server_error")
-        prompt_tokens = sum(len(p) for p in prompts)
-        return JSONResponse({**head, "choices": [
-            {"index": i, "text": "".join(texts[i]), "finish_reason": finish[i],
-             "logprobs": self._completion_logprobs(lps[i]) if req.logprobs is not None else None}
-            for i in range(len(jobs))],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": usage["completion_tokens"],
-                      "total_tokens": prompt_tokens + usage["completion_tokens"]}})
+        return ["".join(t) for t in texts], lps, finish, completion
 
     def _reindex(self, queue: asyncio.Queue, k: int) -> Callable[[tuple], None]:
         loop = asyncio.get_running_loop()
