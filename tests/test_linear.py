@@ -13,10 +13,10 @@ from gguf import GGMLQuantizationType as T
 from hogar.quant import kernels, linear
 from hogar.quant.linear import QuantWeight
 
-QUANT_TYPES = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]
+QUANT_TYPES = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.IQ4_NL]
 # byte offsets of the f16 scale fields in each block (the rest of a random block is any bytes at all)
 F16_FIELDS = {T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0], T.Q2_K: [80, 82],
-              T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208]}
+              T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208], T.IQ4_NL: [0]}
 BATCHES = [1, 7, 64]
 
 pytestmark = pytest.mark.skipif(kernels.load() is None, reason="quantized-matmul kernel could not be built")
@@ -314,3 +314,200 @@ def test_k_quant_accumulation_order_is_llama_cpp(qtype: T, B: int) -> None:
     x = (rng.standard_normal((B, 512)) * rng.choice([0.1, 1, 50], size=(B, 512))).astype(np.float32)
     y = fast(w, torch.from_numpy(x)).numpy()
     np.testing.assert_array_equal(y.view(np.uint32), _emulate_k(w, x).view(np.uint32))
+
+
+# ---- IQ4_NL: the kernel llama.cpp picks per shape and batch, emulated in numpy and checked live against libggml ----
+
+_IQ4NL_LEVELS = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.int64)
+
+
+def _emulate_iq4_nl(w: QuantWeight, x: np.ndarray) -> np.ndarray:
+    """llama.cpp x86: n_out % 8 == 0 -> repacked iq4_nl_8x8 gemm/gemv (one integer dot per block, one FMA per block);
+    else one row -> ggml_vec_dot_iq4_nl_q8_0 (8 lanes, even and odd blocks in two accumulators, an odd last block
+    added as a rounded product); else tinyBLAS_Q0_AVX (8 lanes, one accumulator)."""
+    n_out, n_in = w.shape
+    nb, B = n_in // 32, x.shape[0]
+    raw = w.raw.numpy().reshape(n_out, nb, 18)
+    dw = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+    qs = raw[..., 2:].astype(np.int64)
+    qw = _IQ4NL_LEVELS[np.concatenate([qs & 15, qs >> 4], axis=-1)]
+    qx, dx, _ = _q8_blocks(x)
+    qx = qx.astype(np.int64)
+    d = (dw[None] * dx[:, None]).astype(np.float32)  # [B, n_out, nb], exact
+    if n_out % 8 == 0:
+        isum = np.einsum("onk,bnk->bon", qw, qx).astype(np.float32)
+        acc = np.zeros((B, n_out), np.float32)
+        for g in range(nb):
+            acc = _fma(isum[..., g], d[..., g], acc)
+        return acc
+    lanes = np.einsum("onlk,bnlk->bonl", qw.reshape(n_out, nb, 8, 4), qx.reshape(B, nb, 8, 4)).astype(np.float32)
+    if B > 1:
+        acc = np.zeros((B, n_out, 8), np.float32)
+        for g in range(nb):
+            acc = _fma(d[..., g, None], lanes[:, :, g], acc)
+        return _hsum8(acc)
+    acc2 = np.zeros((2, B, n_out, 8), np.float32)
+    for g in range(nb - nb % 2):
+        acc2[g % 2] = _fma(d[..., g, None], lanes[:, :, g], acc2[g % 2])
+    out = _hsum8((acc2[0] + acc2[1]).astype(np.float32))
+    if nb % 2:
+        last = (d[..., -1] * lanes[:, :, -1].sum(-1)).astype(np.float32)
+        out = (out + last).astype(np.float32)
+    return out
+
+
+IQ4_NL_SHAPES = [(32, 576), (24, 96), (8, 32), (12, 96), (13, 320), (5, 32), (7, 160)]
+
+
+def _iq4_nl_weights(n_out: int, n_in: int):
+    """The GGUF-layout weight and, where its rows come in groups of 16, a packed copy of it."""
+    w = random_weight(T.IQ4_NL, n_out, n_in, seed=n_out * n_in)
+    out = [w]
+    p = QuantWeight(w.raw, w.qtype, w.shape)
+    if p.pack():
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("n_out,n_in", IQ4_NL_SHAPES)
+def test_iq4_nl_accumulation_order_is_llama_cpp(n_out: int, n_in: int) -> None:
+    for w in _iq4_nl_weights(n_out, n_in):
+        for B in (1, 2, 3, 4, 5, 9):
+            rng = np.random.default_rng(B)
+            x = (rng.standard_normal((B, n_in)) * rng.choice([0.1, 1, 50, 500], size=(B, n_in))).astype(np.float32)
+            y = fast(w, torch.from_numpy(x)).numpy()
+            want = _emulate_iq4_nl(w, x)
+            assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), (n_out, n_in, w.packed is not None, B)
+
+
+def test_iq4_nl_rows_alone_take_the_one_row_kernel() -> None:
+    """Separate sequences decoded together (kernels.rows_alone): each row as llama.cpp computes a batch of one."""
+    w = random_weight(T.IQ4_NL, 12, 96, seed=1)
+    x = torch.randn(3, 96)
+    kernels.rows_alone.on = True
+    try:
+        y = fast(w, x)
+    finally:
+        kernels.rows_alone.on = False
+    for i in range(3):
+        assert torch.equal(y[i : i + 1], fast(w, x[i : i + 1]))
+
+
+def test_iq4_nl_shares_a_packed_call_with_other_q8_0_activation_types() -> None:
+    """q, k, v of mixed IQ4_NL / Q5_0 / Q4_0 (all Q8_0 activations) in one matmul_many call: each matrix's own bits."""
+    from hogar.quant.linear import matmul_many
+
+    ws = [random_weight(t, n, 576, seed=n) for t, n in ((T.IQ4_NL, 64), (T.Q5_0, 32), (T.Q4_0, 48), (T.IQ4_NL, 16))]
+    if not all(w.pack() for w in ws):
+        pytest.skip("the repacked kernels need AVX-512 VNNI")
+    for B in (1, 5):
+        x = torch.randn(B, 576)
+        outs = matmul_many(ws, x)
+        assert ws[0].groups[tuple(id(w) for w in ws)][1] is not None  # one kernel call
+        for o, w in zip(outs, ws, strict=True):
+            assert torch.equal(o, fast(w, x))
+
+
+class _LibGGML:
+    """llama.cpp's own ggml (the libraries llama-cpp-python ships), through its C API: one MUL_MAT on the CPU
+    backend, the weight in the CPU_REPACK buffer (as llama.cpp loads it where that repacks the type and shape) or in
+    a plain one."""
+
+    def __init__(self) -> None:
+        import ctypes
+        import glob
+        import os
+
+        llama_cpp = pytest.importorskip("llama_cpp")
+        lib_dir = os.path.join(os.path.dirname(llama_cpp.__file__), "lib")
+        paths = [sorted(glob.glob(os.path.join(lib_dir, f"libggml-{n}.so*"))) for n in ("base", "cpu")]
+        if not all(paths):
+            pytest.skip("llama_cpp ships no libggml-base / libggml-cpu")
+        self.c = ctypes
+        self.base = ctypes.CDLL(paths[0][0], mode=ctypes.RTLD_GLOBAL)
+        self.cpu = ctypes.CDLL(paths[1][0], mode=ctypes.RTLD_GLOBAL)
+        P, sz = ctypes.c_void_p, ctypes.c_size_t
+
+        class Params(ctypes.Structure):
+            _fields_ = [("mem_size", sz), ("mem_buffer", P), ("no_alloc", ctypes.c_bool)]
+
+        self.Params = Params
+        for lib, name, res, args in [
+            (self.base, "ggml_init", P, [Params]), (self.base, "ggml_free", None, [P]),
+            (self.base, "ggml_new_tensor_2d", P, [P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]),
+            (self.base, "ggml_mul_mat", P, [P, P, P]), (self.base, "ggml_new_graph", P, [P]),
+            (self.base, "ggml_build_forward_expand", None, [P, P]), (self.base, "ggml_get_data", P, [P]),
+            (self.base, "ggml_tensor_overhead", sz, []), (self.base, "ggml_graph_overhead", sz, []),
+            (self.base, "ggml_backend_alloc_ctx_tensors_from_buft", P, [P, P]),
+            (self.base, "ggml_backend_tensor_set", None, [P, P, sz, sz]),
+            (self.base, "ggml_backend_graph_compute", ctypes.c_int, [P, P]),
+            (self.base, "ggml_backend_cpu_buffer_type", P, []), (self.base, "ggml_backend_buffer_free", None, [P]),
+            (self.base, "ggml_backend_free", None, [P]), (self.base, "ggml_backend_buft_name", ctypes.c_char_p, [P]),
+            (self.base, "ggml_backend_reg_dev_get", P, [P, sz]),
+            (self.base, "ggml_backend_reg_get_proc_address", P, [P, ctypes.c_char_p]),
+            (self.cpu, "ggml_backend_cpu_reg", P, []), (self.cpu, "ggml_backend_cpu_init", P, []),
+            (self.cpu, "ggml_backend_cpu_set_n_threads", None, [P, ctypes.c_int]),
+        ]:
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = res, args
+        reg = self.cpu.ggml_backend_cpu_reg()
+        get_extra = self.base.ggml_backend_reg_get_proc_address(reg, b"ggml_backend_dev_get_extra_bufts")
+        self.repack = None
+        if get_extra:
+            bufts = ctypes.CFUNCTYPE(ctypes.POINTER(P), P)(get_extra)(self.base.ggml_backend_reg_dev_get(reg, 0))
+            i = 0
+            while bufts and bufts[i]:
+                if self.base.ggml_backend_buft_name(bufts[i]) == b"CPU_REPACK":
+                    self.repack = bufts[i]
+                i += 1
+
+    def mul_mat(self, w: QuantWeight, x: np.ndarray, repack: bool) -> np.ndarray:
+        c, base = self.c, self.base
+        n_out, n_in = w.shape
+        x = np.ascontiguousarray(x, np.float32)
+        raw = np.ascontiguousarray(w.raw.numpy())
+        backend = self.cpu.ggml_backend_cpu_init()
+        self.cpu.ggml_backend_cpu_set_n_threads(backend, 1)
+        ctx_w = base.ggml_init(self.Params(base.ggml_tensor_overhead() * 2, None, True))
+        wt = base.ggml_new_tensor_2d(ctx_w, int(w.qtype), n_in, n_out)
+        buf = base.ggml_backend_alloc_ctx_tensors_from_buft(
+            ctx_w, self.repack if repack else base.ggml_backend_cpu_buffer_type())
+        base.ggml_backend_tensor_set(wt, raw.ctypes.data, 0, raw.nbytes)  # the repack buffer repacks here
+        mem = base.ggml_tensor_overhead() * 8 + base.ggml_graph_overhead() + x.nbytes + x.shape[0] * n_out * 4 + 4096
+        ctx = base.ggml_init(self.Params(mem, None, False))
+        xt = base.ggml_new_tensor_2d(ctx, 0, n_in, x.shape[0])  # GGML_TYPE_F32
+        c.memmove(base.ggml_get_data(xt), x.ctypes.data, x.nbytes)
+        y = base.ggml_mul_mat(ctx, wt, xt)
+        graph = base.ggml_new_graph(ctx)
+        base.ggml_build_forward_expand(graph, y)
+        try:
+            assert base.ggml_backend_graph_compute(backend, graph) == 0
+            out = np.empty((x.shape[0], n_out), np.float32)
+            c.memmove(out.ctypes.data, base.ggml_get_data(y), out.nbytes)
+        finally:
+            base.ggml_free(ctx)
+            base.ggml_backend_buffer_free(buf)
+            base.ggml_free(ctx_w)
+            base.ggml_backend_free(backend)
+        return out
+
+
+@pytest.fixture(scope="module")
+def libggml() -> _LibGGML:
+    return _LibGGML()
+
+
+@pytest.mark.parametrize("n_out,n_in", IQ4_NL_SHAPES)
+def test_iq4_nl_same_bits_as_libggml(libggml: _LibGGML, n_out: int, n_in: int) -> None:
+    """Live: hogar's IQ4_NL kernels (GGUF layout and packed) against the shipped libggml-cpu, which repacks the
+    matrix (iq4_nl_8x8) where n_out % 8 == 0 and otherwise runs ggml_vec_dot (one row) or tinyBLAS (more)."""
+    repack = n_out % 8 == 0
+    if repack and libggml.repack is None:
+        pytest.skip("this libggml-cpu has no CPU_REPACK buffer type")
+    for w in _iq4_nl_weights(n_out, n_in):
+        for B in (1, 2, 3, 4, 5, 9):
+            rng = np.random.default_rng(100 + B)
+            x = (rng.standard_normal((B, n_in)) * rng.choice([0.1, 1, 50, 500], size=(B, n_in))).astype(np.float32)
+            y = fast(w, torch.from_numpy(x)).numpy()
+            want = libggml.mul_mat(w, x, repack)
+            assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), (n_out, n_in, w.packed is not None, B)

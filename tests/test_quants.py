@@ -17,7 +17,7 @@ from hogar.errors import UnsupportedModelError
 from hogar.gguf.quants import SUPPORTED, dequantize, dequantize_rows
 
 T = GGMLQuantizationType
-QUANTIZED = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]
+QUANTIZED = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.IQ4_NL]
 FLOATS = [T.F32, T.F16, T.BF16]
 # byte offsets of the f16 scale fields in each block
 F16_FIELDS = {
@@ -31,6 +31,7 @@ F16_FIELDS = {
     T.Q4_K: [0, 2],
     T.Q5_K: [0, 2],
     T.Q6_K: [208],
+    T.IQ4_NL: [0],
 }
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -104,6 +105,19 @@ def test_quantized_floats_match_reference(qtype: GGMLQuantizationType) -> None:
     want = reference(raw, qtype, x.shape)
     assert_bits_equal(got, want)
     assert torch.allclose(got, torch.from_numpy(x), atol=float(np.abs(x).max()) / 6)  # sanity: it is the data
+
+
+def test_iq4_nl_levels_and_layout() -> None:
+    """IQ4_NL by hand: element j < 16 takes the low nibble of qs[j], element 16 + j the high one; x = d * level."""
+    from hogar.gguf.quants import KVALUES_IQ4NL
+
+    assert KVALUES_IQ4NL == (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
+    block = np.zeros(18, np.uint8)
+    block[0:2] = np.array([0.5], np.float16).view(np.uint8)
+    block[2:] = np.arange(16, dtype=np.uint8) | (15 - np.arange(16, dtype=np.uint8)) << 4
+    got = dequantize(as_tensor(block), T.IQ4_NL, (32,))
+    want = 0.5 * np.array(KVALUES_IQ4NL + KVALUES_IQ4NL[::-1], np.float32)
+    assert_bits_equal(got, torch.from_numpy(want))
 
 
 @pytest.mark.parametrize("qtype", FLOATS, ids=lambda t: t.name)

@@ -20,6 +20,7 @@ Block layouts (QK_K = 256), offsets in bytes:
   Q4_K 144: d f16, dmin f16 | scales[12] (8 x 6-bit scale, 8 x 6-bit min) | qs[128]
   Q5_K 176: d f16, dmin f16 | scales[12] | qh[32] | qs[128]
   Q6_K 210: ql[128] | qh[64] | scales[16] int8 | d f16
+  IQ4_NL 18: d f16 | qs[16]           x = d * KVALUES_IQ4NL[nibble]; nibbles as Q4_0 (lo: elements 0..15, hi 16..31)
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ T = GGMLQuantizationType
 QK_K = 256
 
 SUPPORTED: frozenset[GGMLQuantizationType] = frozenset(
-    {T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K}
+    {T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.IQ4_NL}
 )
+# the 16 non-linear levels of IQ4_NL (ggml-common.h kvalues_iq4nl)
+KVALUES_IQ4NL = (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
 
 
 # Bit fields are unpacked eight bytes at a time in int64 words (SIMD within a register), with whole-tensor shifts
@@ -139,6 +142,18 @@ def _q8_0(blocks: torch.Tensor, out: torch.Tensor) -> None:
     out.copy_(blocks[:, 2:34].view(torch.int8)).mul_(_f16(blocks, 0))
 
 
+@cache
+def _iq4nl_table(device: torch.device) -> torch.Tensor:
+    return torch.tensor(KVALUES_IQ4NL, dtype=torch.float32, device=device)
+
+
+def _iq4_nl(blocks: torch.Tensor, out: torch.Tensor) -> None:
+    n = blocks.shape[0]
+    idx = _bytes(_nibbles(_words(blocks, 2, 18)), n)  # nibble indices in element order, as Q4_0
+    torch.index_select(_iq4nl_table(blocks.device), 0, idx.reshape(-1).int(), out=out.view(-1))
+    out.mul_(_f16(blocks, 0))
+
+
 # --- 256-element K-quant super-blocks ----------------------------------------------------------------------------
 
 
@@ -215,6 +230,7 @@ _BLOCK_FNS: dict[GGMLQuantizationType, Callable[[torch.Tensor, torch.Tensor], No
     T.Q4_K: _q4_k,
     T.Q5_K: _q5_k,
     T.Q6_K: _q6_k,
+    T.IQ4_NL: _iq4_nl,
 }
 
 

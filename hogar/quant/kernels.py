@@ -33,6 +33,7 @@ _SIGNATURES = {
 
 
 _K_TYPES = frozenset({12, 14})  # Q4_K, Q6_K: packed by csrc/packed16k.c
+_IQ4_NL = 20
 
 
 class _RowsAlone(threading.local):
@@ -62,6 +63,9 @@ def matmul(raw: torch.Tensor, qtype: int, shape: tuple[int, int], x: torch.Tenso
         return None
     n_out, n_in = shape
     B = x.shape[0]
+    if rows_alone.on and B > 1 and int(qtype) == _IQ4_NL and n_out % 8:  # llama.cpp: vec_dot alone, tinyBLAS batched
+        rows = [matmul(raw, qtype, shape, x[i : i + 1]) for i in range(B)]
+        return None if any(r is None for r in rows) else torch.cat(rows)
     out = torch.empty((B, n_out), dtype=torch.float32)
     rc = lib.hq_matmul(int(qtype), raw.data_ptr(), n_out, n_in, x.data_ptr(), B, out.data_ptr(),
                        torch.get_num_threads())

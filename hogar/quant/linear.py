@@ -19,7 +19,9 @@ from gguf import GGMLQuantizationType as QT
 from hogar.gguf import quants
 from hogar.quant import kernels
 
-_FAST_TYPES = frozenset({QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0, QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K})
+_FAST_TYPES = frozenset(
+    {QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0, QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K, QT.IQ4_NL}
+)
 _reference = os.environ.get("HOGAR_REFERENCE", "") not in ("", "0")
 
 
@@ -86,7 +88,7 @@ class QuantWeight:
         return F.linear(x, self.dequantize(x.dtype))
 
 
-_ACT_KIND = {QT.Q4_0: 0, QT.Q5_0: 0, QT.Q8_0: 0, QT.Q4_1: 1, QT.Q5_1: 1}  # Q8_0 or Q8_1 activations
+_ACT_KIND = {QT.Q4_0: 0, QT.Q5_0: 0, QT.Q8_0: 0, QT.IQ4_NL: 0, QT.Q4_1: 1, QT.Q5_1: 1}  # Q8_0 or Q8_1 activations
 
 
 def matmul_many(ws: list[QuantWeight], x: torch.Tensor) -> list[torch.Tensor]:

@@ -1,4 +1,4 @@
-/* Block-32 weights (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) repacked 16 rows at a time, for AVX-512 matmuls that keep one
+/* Block-32 weights (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) repacked 16 rows at a time, for AVX-512 matmuls that keep one
  * output row per 32-bit lane.
  *
  * In the GGUF layout each row's blocks sit together, so a kernel must unpack every block before its integer dot
@@ -10,8 +10,9 @@
  *   lanes8 (ggml_vec_dot_* and tinyBLAS: Q4_1, Q5_0, Q5_1, Q8_0): row accumulator j gets step j,
  *       acc[j] = fma(d_w * d_x, (float)step_j, acc[j]) block after block; then hsum_float_8; then + summs, the
  *       sequential sum of m_w * s_x (Q4_1, Q5_1);
- *   lane1 (Q4_0, which llama.cpp repacks to q4_0_8x8 on x86 when n_out % 8 == 0; ggml_gemv/gemm_q4_0_8x8_q8_0):
- *       acc = fma((float)(the block's whole integer dot), d_w * d_x, acc).
+ *   lane1 (Q4_0 and IQ4_NL, which llama.cpp repacks to q4_0_8x8 / iq4_nl_8x8 on x86 when n_out % 8 == 0;
+ *       ggml_gemv/gemm_q4_0_8x8_q8_0, _iq4_nl_8x8_q8_0): acc = fma((float)(the block's whole integer dot), d_w * d_x,
+ *       acc).  IQ4_NL packs as Q4_0 (same block layout); its nibbles index the levels + 127 (IQ4NL_U) at run time.
  * The chunk of one (group, block), as large as the 16 GGUF blocks it replaces:
  *   d[16] f16 | m[16] f16 (Q4_1, Q5_1) | 8 x uint64 (Q5_0, Q5_1): bit 4r+e of word s = bit 4 of value 4s+e of row r |
  *   quants: 4-bit types: 4 x 64 bytes, byte 4r+e of vector p = byte 4p+e of row r's qs (low nibble: value 4p+e,
@@ -34,6 +35,7 @@ static int p16_info(int t, p16info *p) {
     case T_Q5_0: *p = (p16info){22, 352, 0, 1, 16, 0}; return 1;
     case T_Q5_1: *p = (p16info){24, 384, 1, 1, 0, 0}; return 1;
     case T_Q8_0: *p = (p16info){34, 544, 0, 0, 128, 0}; return 1;
+    case T_IQ4_NL: *p = (p16info){18, 288, 0, 0, 127, 1}; return 1;
     default: return 0;
     }
 }
@@ -183,21 +185,24 @@ static inline __attribute__((always_inline)) void tile8(const int t, const int C
     }
 }
 
-/* lane1 (Q4_0): 16 weight rows x C activation rows */
-static inline __attribute__((always_inline)) void tile1(const int C, const uint8_t *ch0, int64_t nb, const acts *A,
-                                                        int64_t b, float *out, int64_t ldo) {
+/* lane1 (Q4_0, or IQ4_NL where iq4): 16 weight rows x C activation rows */
+static inline __attribute__((always_inline)) void tile1(const int iq4, const int C, const uint8_t *ch0, int64_t nb,
+                                                        const acts *A, int64_t b, float *out, int64_t ldo) {
     __m512 acc[4];
     for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)IQ4NL_U));
+    const int32_t off = iq4 ? -127 : -8;
     for (int64_t k = 0; k < nb; k++) {
         const uint8_t *ch = ch0 + k * 288;
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch));
         const uint8_t *q = ch + 32;
         __m512i isum[4];
-        for (int c = 0; c < C; c++) isum[c] = _mm512_set1_epi32(-8 * A->sum32[(b + c) * A->gstride + k]);
+        for (int c = 0; c < C; c++) isum[c] = _mm512_set1_epi32(off * A->sum32[(b + c) * A->gstride + k]);
         for (int v = 0; v < 4; v++) {
             const __m512i raw = _mm512_loadu_si512(q + 64 * v);
-            const __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+            __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+            if (iq4) { lo = _mm512_shuffle_epi8(lut, lo); hi = _mm512_shuffle_epi8(lut, hi); }
             for (int c = 0; c < C; c++) {
                 const int8_t *a = A->a + (b + c) * A->qstride + 32 * k;
                 isum[c] = _mm512_dpbusd_epi32(isum[c], lo, _mm512_set1_epi32(load4(a + 4 * v)));
@@ -216,15 +221,18 @@ static inline __attribute__((always_inline)) void tile1(const int C, const uint8
 static void group_rows(int t, const p16info *pi, const uint8_t *ch0, int64_t nb, const acts *A, int64_t b0,
                        int64_t b1, float *out, int64_t ldo) {
     int64_t b = b0;
+#define LANE1(I)                                                                                                      \
+    for (; b + 4 <= b1; b += 4) tile1(I, 4, ch0, nb, A, b, out, ldo);                                                 \
+    switch (b1 - b) {                                                                                                 \
+    case 3: tile1(I, 3, ch0, nb, A, b, out, ldo); break;                                                              \
+    case 2: tile1(I, 2, ch0, nb, A, b, out, ldo); break;                                                              \
+    case 1: tile1(I, 1, ch0, nb, A, b, out, ldo); break;                                                              \
+    }
     if (pi->lane1) {
-        for (; b + 4 <= b1; b += 4) tile1(4, ch0, nb, A, b, out, ldo);
-        switch (b1 - b) {
-        case 3: tile1(3, ch0, nb, A, b, out, ldo); break;
-        case 2: tile1(2, ch0, nb, A, b, out, ldo); break;
-        case 1: tile1(1, ch0, nb, A, b, out, ldo); break;
-        }
+        if (t == T_IQ4_NL) { LANE1(1) } else { LANE1(0) }
         return;
     }
+#undef LANE1
 #define TILES(T)                                                                                                      \
     for (; b + 2 <= b1; b += 2) tile8(T, 2, pi, ch0, nb, A, b, out, ldo);                                             \
     if (b < b1) tile8(T, 1, pi, ch0, nb, A, b, out, ldo);

@@ -2,12 +2,12 @@
  *
  * y[b, o] = sum_k W[o, k] x[b, k] with W in a GGUF block encoding (read in place, e.g. from the mmap) and x float32.
  *
- * Activations are quantized first, as llama.cpp does: to Q8_0 blocks (32 values, f16 scale) for Q4_0/Q5_0/Q8_0
- * weights, to Q8_1 (also the f16 sum d * sum(q)) for Q4_1/Q5_1, and to Q8_K (256 values, f32 scale, 16-value sums)
- * for the K-quants.  Then every weight row is unpacked, in a thread-local buffer that stays in L1, into one common
- * form: unsigned 8-bit values u in groups of G (32, or 16 for Q2_K/Q3_K/Q6_K) with a float scale sw and a float
- * offset mw per group (the weight is sw * u + mw; the signed types use u = q + offset, mw = -offset * sw).  The
- * product of one group with activation group (int8 a, scale sa, sa * sum(a) = S) is then
+ * Activations are quantized first, as llama.cpp does: to Q8_0 blocks (32 values, f16 scale) for Q4_0/Q5_0/Q8_0 and
+ * IQ4_NL weights, to Q8_1 (also the f16 sum d * sum(q)) for Q4_1/Q5_1, and to Q8_K (256 values, f32 scale, 16-value
+ * sums) for the K-quants.  Then every weight row is unpacked, in a thread-local buffer that stays in L1, into one
+ * common form: unsigned 8-bit values u in groups of G (32, or 16 for Q2_K/Q3_K/Q6_K) with a float scale sw and a
+ * float offset mw per group (the weight is sw * u + mw; the signed types use u = q + offset, mw = -offset * sw, IQ4_NL
+ * u = level + 127).  The product of one group with activation group (int8 a, scale sa, sa * sum(a) = S) is then
  *     sw * sa * (u . a) + mw * S
  * with u . a an exact integer (AVX-512 VNNI vpdpbusd: unsigned x signed bytes).
  *
@@ -71,6 +71,18 @@ static inline void nibbles32(const uint8_t *qs, uint8_t *lo, uint8_t *hi) {
 #endif
 }
 
+/* IQ4_NL: the 16 bytes of nibbles -> unsigned levels u = w + 127 of values 0..15 (lo) and 16..31 (hi) */
+static inline void iq4nl16(const uint8_t *qs, uint8_t *lo, uint8_t *hi) {
+#ifdef HQ_AVX512
+    const __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
+    const __m128i lut = _mm_loadu_si128((const __m128i *)IQ4NL_U);
+    _mm_storeu_si128((__m128i *)lo, _mm_shuffle_epi8(lut, _mm_and_si128(v, m)));
+    _mm_storeu_si128((__m128i *)hi, _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(v, 4), m)));
+#else
+    for (int j = 0; j < 16; j++) { lo[j] = IQ4NL_U[qs[j] & 15]; hi[j] = IQ4NL_U[qs[j] >> 4]; }
+#endif
+}
+
 /* add 16 to byte e of u[0..32) where bit e of the 32-bit mask is set */
 static inline void fifth_bits32(uint8_t *u, uint32_t qh) {
 #ifdef HQ_AVX512
@@ -111,6 +123,13 @@ static void unpack_row(int t, const uint8_t *r, int64_t nb, uint8_t *u, float *s
             sw[i] = h2f(r); mw[i] = h2f(r + 2);
             nibbles16(r + 8, u, u + 16);
             fifth_bits32(u, qh);
+        }
+        break;
+    case T_IQ4_NL:
+        for (int64_t i = 0; i < nb; i++, r += 18, u += 32) {
+            const float d = h2f(r);
+            sw[i] = d; mw[i] = -127.f * d;
+            iq4nl16(r + 2, u, u + 16);
         }
         break;
     case T_Q8_0:
@@ -369,6 +388,7 @@ static int weight_offset(int t) {
     case T_Q4_0: return 8;
     case T_Q5_0: return 16;
     case T_Q8_0: return 128;
+    case T_IQ4_NL: return 127;
     default: return 0;
     }
 }
@@ -628,6 +648,134 @@ static int matmul_k_exact(int t, const uint8_t *W, int64_t n_out, int64_t n_in, 
     return err;
 }
 
+/* ---- IQ4_NL: llama.cpp's exact float arithmetic ---------------------------------------------------------- */
+/* Q8_0 activations (quantize_row_q8_0; ggml_quantize_mat_q8_0_4x8 gives the same values).  llama.cpp (x86, AVX2)
+ * takes one of three kernels:
+ *   n_out % 8 == 0: the matrix is repacked at load (iq4_nl_8x8), ggml_gemm/gemv_iq4_nl_8x8_q8_0 multiply it: one
+ *       integer dot per block of 32, acc = fma((float)dot, d_w * d_x, acc) block after block, for any batch size;
+ *   otherwise, more than one activation row: llamafile's tinyBLAS_Q0_AVX, 8 lanes of 4 values: matmul32 above;
+ *   otherwise (one row): ggml_vec_dot_iq4_nl_q8_0, the same 8 lanes but two accumulators, the even blocks' and the
+ *       odd blocks', summed lane by lane before hsum_float_8; an odd last block is added in scalar code,
+ *       sumf += d * (float)dot, the product rounded before the add (checked against the shipped libggml-cpu).
+ * The unsigned u = w + 127 make vpdpbusd exact, its sums started from (or corrected by) -127 x the activation sums. */
+
+static float dot_iq4nl_lane1(const uint8_t *u, const float *dw, const int8_t *a, const float *dx, const int32_t *s32,
+                             int64_t nb) {
+    float acc = 0.f;
+    int32_t dot[8];
+    for (int64_t i = 0; i < nb; i += 8) {
+        dots8(u + 32 * i, a + 32 * i, dot); /* u, a: zero-padded to whole 256-byte groups */
+        const int64_t n = nb - i < 8 ? nb - i : 8;
+        for (int64_t j = 0; j < n; j++)
+            acc = fmaf((float)(dot[j] - 127 * s32[i + j]), dw[i + j] * dx[i + j], acc);
+    }
+    return acc;
+}
+
+/* the 8 lanes of one block: lane l = sum over values 4l..4l+3 of w * x (c4: -127 x the 4-sums of x) */
+static inline void lanes8(const uint8_t *u, const int8_t *a, const int32_t *c4, int32_t *lane) {
+#ifdef HQ_AVX512
+    _mm256_storeu_si256((__m256i *)lane, _mm256_dpbusd_epi32(_mm256_loadu_si256((const __m256i *)c4),
+                                                             _mm256_loadu_si256((const __m256i *)u),
+                                                             _mm256_loadu_si256((const __m256i *)a)));
+#else
+    for (int l = 0; l < 8; l++) {
+        int32_t s = c4[l];
+        for (int e = 4 * l; e < 4 * l + 4; e++) s += (int32_t)u[e] * a[e];
+        lane[l] = s;
+    }
+#endif
+}
+
+static float dot_iq4nl_vecdot(const uint8_t *u, const float *dw, const int8_t *a, const float *dx, const int32_t *c4,
+                              int64_t nb) {
+    float acc[2][8] = {{0}}, sum[8];
+    int32_t lane[8];
+    int64_t ib = 0;
+    for (; ib + 1 < nb; ib += 2)
+        for (int k = 0; k < 2; k++) {
+            const int64_t g = ib + k;
+            lanes8(u + 32 * g, a + 32 * g, c4 + 8 * g, lane);
+            const float d = dx[g] * dw[g];
+            for (int l = 0; l < 8; l++) acc[k][l] = fmaf(d, (float)lane[l], acc[k][l]);
+        }
+    for (int l = 0; l < 8; l++) sum[l] = acc[0][l] + acc[1][l];
+    float sumf = hsum8_ref(sum);
+    if (ib < nb) {
+        lanes8(u + 32 * ib, a + 32 * ib, c4 + 8 * ib, lane);
+        int32_t tot = 0;
+        for (int l = 0; l < 8; l++) tot += lane[l];
+        volatile float p = dx[ib] * dw[ib] * (float)tot; /* rounded on its own: no fused multiply-add */
+        sumf += p;
+    }
+    return sumf;
+}
+
+static int matmul_iq4nl(const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
+                        int nthreads) {
+    const int lane1 = n_out % 8 == 0;
+    if (!lane1 && B > 1) { /* tinyBLAS */
+        qinfo qi;
+        type_info(T_IQ4_NL, &qi);
+        return matmul32(T_IQ4_NL, W, n_out, n_in, X, B, Y, nthreads, &qi);
+    }
+    const int64_t nb = n_in / 32, row_bytes = nb * 18, qstride = round_up(n_in, 256);
+    int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * qstride));
+    float *dx = (float *)malloc((size_t)(B * nb) * sizeof(float));
+    float *S = (float *)malloc((size_t)(B * nb) * sizeof(float));
+    int32_t *sums = (int32_t *)malloc((size_t)(B * nb * 8) * sizeof(int32_t)); /* s32 [nb] (lane1) or c4 [nb][8] */
+    if (!qa || !dx || !S || !sums) { free(qa); free(dx); free(S); free(sums); return 2; }
+    const int64_t BC = 64;
+    int err = 0;
+#pragma omp parallel num_threads(nthreads)
+    {
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            int8_t *q = qa + b * qstride;
+            memset(q + n_in, 0, (size_t)(qstride - n_in));
+            quant_row_q8(X + b * n_in, n_in, 0, q, dx + b * nb, S + b * nb);
+            int32_t *c = sums + b * nb * 8;
+            for (int64_t k = 0; k < nb; k++) {
+                int32_t s32 = 0;
+                for (int l = 0; l < 8; l++) {
+                    const int8_t *e = q + 32 * k + 4 * l;
+                    const int32_t s4 = (int32_t)e[0] + e[1] + e[2] + e[3];
+                    if (!lane1) c[8 * k + l] = -127 * s4;
+                    s32 += s4;
+                }
+                if (lane1) c[k] = s32;
+            }
+        }
+        uint8_t *u = (uint8_t *)aligned_alloc(64, (size_t)qstride);
+        float *swb = (float *)malloc((size_t)nb * sizeof(float));
+        float *mwb = (float *)malloc((size_t)nb * sizeof(float));
+        const int ok = u && swb && mwb;
+        if (!ok) {
+#pragma omp atomic write
+            err = 2;
+        } else {
+            memset(u, 0, (size_t)qstride);
+        }
+        for (int64_t b0 = 0; b0 < B; b0 += BC) {
+            const int64_t b1 = b0 + BC < B ? b0 + BC : B;
+#pragma omp for schedule(static)
+            for (int64_t o = 0; o < n_out; o++) {
+                if (!ok) continue;
+                unpack_row(T_IQ4_NL, W + o * row_bytes, nb, u, swb, mwb);
+                for (int64_t b = b0; b < b1; b++) {
+                    const int8_t *a = qa + b * qstride;
+                    const int32_t *sb = sums + b * nb * 8;
+                    Y[b * n_out + o] = lane1 ? dot_iq4nl_lane1(u, swb, a, dx + b * nb, sb, nb)
+                                             : dot_iq4nl_vecdot(u, swb, a, dx + b * nb, sb, nb);
+                }
+            }
+        }
+        free(u); free(swb); free(mwb);
+    }
+    free(qa); free(dx); free(S); free(sums);
+    return err;
+}
+
 /* ---- entry points ------------------------------------------------------------------------------------------ */
 
 int hq_supported(int t) { qinfo qi; return type_info(t, &qi); }
@@ -647,6 +795,7 @@ int hq_matmul(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float 
     if (!type_info(t, &qi) || n_in % qi.block != 0 || B <= 0 || n_out <= 0) return 1;
     if (nthreads < 1) nthreads = 1;
     if (B * n_out * n_in < (1 << 15)) nthreads = 1;
+    if (t == T_IQ4_NL) return matmul_iq4nl(W, n_out, n_in, X, B, Y, nthreads);
     if (qi.block == 32) return matmul32(t, W, n_out, n_in, X, B, Y, nthreads, &qi);
     if (t == T_Q6_K || (t == T_Q4_K && n_out % 8 == 0)) return matmul_k_exact(t, W, n_out, n_in, X, B, Y, nthreads, &qi);
     const int G = qi.group;

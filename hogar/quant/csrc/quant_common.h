@@ -17,6 +17,12 @@
 
 enum { T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12,
        T_Q5_K = 13, T_Q6_K = 14 };
+enum { T_IQ4_NL = 20 };
+
+/* IQ4_NL's 16 levels (ggml-common.h kvalues_iq4nl) plus 127: the unsigned weights u = w + 127 (0..240) that
+ * vpdpbusd takes, the sums corrected by -127 x the activation sums */
+static const uint8_t IQ4NL_U[16] __attribute__((unused)) = {0,   23,  44,  62,  78,  92,  105, 117,
+                                                             128, 140, 152, 165, 180, 196, 216, 240};
 
 #include "f16.h"
 
@@ -47,6 +53,7 @@ static inline int type_info(int t, qinfo *qi) {
     case T_Q4_K: *qi = (qinfo){256, 144, 32, 2}; return 1;
     case T_Q5_K: *qi = (qinfo){256, 176, 32, 2}; return 1;
     case T_Q6_K: *qi = (qinfo){256, 210, 16, 2}; return 1;
+    case T_IQ4_NL: *qi = (qinfo){32, 18, 32, 0}; return 1;
     default: return 0;
     }
 }
