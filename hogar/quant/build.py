@@ -28,6 +28,8 @@ SOURCE = CSRC / "qmatmul.c"
 LIBRARIES = {
     "qmatmul": ([SOURCE, CSRC / "packed16.c", CSRC / "packed16k.c"], []),
     "ggml_ops": ([CSRC / "ggml_ops.c"], ["-ffp-contract=off"]),
+    # llama.cpp's reference quantizers; its reference build has no FMAs, so neither may this one
+    "quantize": ([CSRC / "quantize.c"], ["-ffp-contract=off"]),
 }
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fopenmp"]
 _NATIVE = ["-march=native"]
