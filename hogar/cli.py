@@ -1,4 +1,5 @@
-"""`hogar` command line: run | chat | info | tokenize | perplexity | list. Thin: parsing and printing only."""
+"""`hogar` command line: run | chat | info | tokenize | perplexity | bench | serve | quantize | convert | list.
+Thin: parsing and printing only."""
 
 from __future__ import annotations
 
@@ -241,6 +242,31 @@ def cmd_serve(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(a: argparse.Namespace) -> int:
+    from hogar.quantize import quantize_file
+
+    r = quantize_file(a.input, a.output, a.type, allow_requantize=a.allow_requantize, pure=a.pure,
+                      output_tensor_type=a.output_tensor_type, token_embedding_type=a.token_embedding_type,
+                      n_threads=a.threads, progress=sys.stderr.isatty())
+    mib = 1024 * 1024
+    for name in r.fallbacks:
+        print(f"note: {name}: rows of this length do not fit the type's block; it got {r.types[name].name}",
+              file=sys.stderr)
+    print(f"model size = {r.size_in / mib:8.2f} MiB ({r.bpw_in:.2f} BPW)")
+    print(f"quant size = {r.size_out / mib:8.2f} MiB ({r.bpw_out:.2f} BPW)")
+    print(f"wrote {r.path} in {r.seconds:.1f} s")
+    return 0
+
+
+def cmd_convert(a: argparse.Namespace) -> int:
+    from hogar.convert import convert
+
+    out = convert(a.hf_dir, a.outfile, outtype=a.outtype, allow_pickle=a.allow_pickle,
+                  progress=sys.stderr.isatty())
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_list(a: argparse.Namespace) -> int:
     from hogar.store import list_models, models_dir
 
@@ -334,6 +360,26 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--cors", default=None, help="comma-separated origins allowed to call from a browser")
     sv.add_argument("--max-body", type=int, default=8 << 20, help="largest request body in bytes (default 8 MiB)")
     sv.set_defaults(func=cmd_serve)
+
+    qz = sub.add_parser("quantize", help="quantize a GGUF file as llama-quantize does (same types, same bytes)")
+    qz.add_argument("input", help="the model to quantize (.gguf, usually F16, BF16 or F32)")
+    qz.add_argument("output", help="the file to write (.gguf)")
+    qz.add_argument("type", metavar="TYPE", help="Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M "
+                    "Q5_K_S Q5_K_M Q6_K F16 BF16 F32")
+    qz.add_argument("--allow-requantize", action="store_true", help="accept an input that is already quantized")
+    qz.add_argument("--pure", action="store_true", help="give every tensor TYPE: no per-tensor mix")
+    qz.add_argument("--output-tensor-type", default=None, metavar="T", help="type for output.weight (e.g. q8_0)")
+    qz.add_argument("--token-embedding-type", default=None, metavar="T", help="type for token_embd.weight")
+    qz.add_argument("-t", "--threads", type=int, default=None, help="threads (default: all cores)")
+    qz.set_defaults(func=cmd_quantize)
+
+    cv = sub.add_parser("convert", help="a Hugging Face checkpoint folder to GGUF, as convert_hf_to_gguf.py does")
+    cv.add_argument("hf_dir", help="folder with config.json, *.safetensors and the tokenizer files")
+    cv.add_argument("-o", "--outfile", default=None, help="the .gguf to write (default: next to the folder)")
+    cv.add_argument("--outtype", default="f16", choices=["f32", "f16", "bf16", "q8_0", "auto"])
+    cv.add_argument("--allow-pickle", action="store_true",
+                    help="also read .bin/.pt checkpoints (loaded with torch's weights_only=True)")
+    cv.set_defaults(func=cmd_convert)
 
     lst = sub.add_parser("list", help="models hogar can find")
     lst.set_defaults(func=cmd_list)

@@ -72,46 +72,48 @@ def record(name: str, path: Path) -> dict:
     scores = np.array(llm.scores[: len(ids)])
     out["teacher"] = {"ids": ids, "top1": scores.argmax(-1).tolist()}
 
+    out["perplexity"] = llama_perplexity(path, text, PPL_CTX)
+    return out
+
+
+def llama_perplexity(path: Path, text: str, n_ctx: int) -> dict:
+    """llama-perplexity's figure through llama-cpp-python: windows of n_ctx tokens (BOS first where the model adds
+    one), the second half of each scored."""
+    import llama_cpp
+
     llm_ppl = llama_cpp.Llama(
         model_path=str(path),
-        n_ctx=PPL_CTX,
-        n_batch=PPL_CTX,
+        n_ctx=n_ctx,
+        n_batch=n_ctx,
         logits_all=True,
         verbose=False,
         n_threads=os.cpu_count() or 2,
     )
     add_bos = llm_ppl.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
     tokens = llm_ppl.tokenize(text.encode(), add_bos=add_bos, special=False)
-    n_chunks = len(tokens) // PPL_CTX
-    first = PPL_CTX // 2
+    n_chunks = len(tokens) // n_ctx
+    first = n_ctx // 2
     nll = nll2 = 0.0
     count = 0
     running = []
     for i in range(n_chunks):
-        window = tokens[i * PPL_CTX : (i + 1) * PPL_CTX]
+        window = tokens[i * n_ctx : (i + 1) * n_ctx]
         if add_bos:
             window = [llm_ppl.token_bos()] + window[1:]
         llm_ppl.reset()
         llm_ppl.eval(window)
-        logits = np.array(llm_ppl.scores[:PPL_CTX], dtype=np.float64)
-        for j in range(first, PPL_CTX - 1):
+        logits = np.array(llm_ppl.scores[:n_ctx], dtype=np.float64)
+        for j in range(first, n_ctx - 1):
             row = logits[j]
             m = row.max()
-            logp = row[tokens[i * PPL_CTX + j + 1]] - m - math.log(np.exp(row - m).sum())
+            logp = row[tokens[i * n_ctx + j + 1]] - m - math.log(np.exp(row - m).sum())
             nll -= logp
             nll2 += logp * logp
             count += 1
         running.append(math.exp(nll / count))
     mean = nll / count
     err = math.sqrt(max(nll2 / count - mean * mean, 0) / (count - 1)) * math.exp(mean)
-    out["perplexity"] = {
-        "n_ctx": PPL_CTX,
-        "ppl": math.exp(mean),
-        "error": err,
-        "chunks": running,
-        "n_tokens": len(tokens),
-    }
-    return out
+    return {"n_ctx": n_ctx, "ppl": math.exp(mean), "error": err, "chunks": running, "n_tokens": len(tokens)}
 
 
 def main() -> int:

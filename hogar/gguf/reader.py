@@ -119,10 +119,13 @@ class GGUFFile:
         if n_tensors > 1_000_000 or n_kv > 1_000_000:
             raise ModelFileError(f"{self.path}: corrupt GGUF header (absurd counts); download the file again")
         self.metadata: dict[str, Any] = {}
+        self.kv_spans: dict[str, tuple[int, int]] = {}  # key -> its encoded bytes [start, end) (copied verbatim)
         try:
             for _ in range(n_kv):
+                start = cur.pos
                 key = cur.string()
                 self.metadata[key] = cur.value(cur.scalar("<I"))
+                self.kv_spans[key] = (start, cur.pos)
             infos = []
             for _ in range(n_tensors):
                 name = cur.string()
@@ -133,7 +136,7 @@ class GGUFFile:
                 infos.append((name, dims, raw_type, offset))
         except ValueError as e:  # unknown value type enum and the like
             raise ModelFileError(f"{self.path}: corrupt GGUF metadata ({e}); download the file again") from None
-        alignment = int(self.metadata.get("general.alignment", 32))
+        self.alignment = alignment = int(self.metadata.get("general.alignment", 32))
         data_start = (cur.pos + alignment - 1) // alignment * alignment
         self.tensors: dict[str, TensorInfo] = {}
         for name, dims, raw_type, offset in infos:
@@ -164,6 +167,11 @@ class GGUFFile:
         """The raw bytes of a tensor as a read-only uint8 view into the mmap (no copy)."""
         info = self.tensors[name]
         return np.frombuffer(self._mmap, dtype=np.uint8, count=info.n_bytes, offset=info.offset)
+
+    def kv_bytes(self, key: str) -> bytes:
+        """A metadata entry exactly as the file encodes it (key, type and value), to copy into another file."""
+        start, end = self.kv_spans[key]
+        return bytes(self._mmap[start:end])
 
     def release(self, name: str, start: int = 0, n_bytes: int | None = None) -> None:
         """Let the kernel drop the pages of a tensor (or of its bytes [start, start + n_bytes)) from memory; they are

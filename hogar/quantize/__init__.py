@@ -1,0 +1,148 @@
+"""`hogar quantize`: a GGUF file to another type, tensor by tensor, as llama-quantize does it.
+
+The output copies the input's metadata entries byte for byte (then sets general.quantization_version and
+general.file_type, as llama.cpp does), lists the tensors in llama.cpp's order, and picks each tensor's type with
+llama.cpp's mix rules (hogar.quantize.mix). Tensors are converted in slabs of rows, so memory stays near one slab
+plus the input's mapped pages; the file is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from gguf import GGML_QUANT_SIZES, GGUFValueType
+from gguf import GGMLQuantizationType as QT
+
+from hogar.errors import HogarError
+from hogar.gguf import quants, writer
+from hogar.gguf.reader import GGUFFile
+from hogar.quantize import mix
+
+QUANTIZATION_VERSION = 2  # GGML_QNT_VERSION
+_SLAB_BYTES = 64 << 20  # float32 input converted per step
+
+
+@dataclass
+class Report:
+    path: Path
+    n_tensors: int
+    n_elements: int
+    size_in: int
+    size_out: int
+    seconds: float
+    types: dict[str, QT] = field(default_factory=dict)
+    fallbacks: list[str] = field(default_factory=list)
+
+    @property
+    def bpw_in(self) -> float:
+        return self.size_in * 8 / max(1, self.n_elements)
+
+    @property
+    def bpw_out(self) -> float:
+        return self.size_out * 8 / max(1, self.n_elements)
+
+
+def _to_f32(gf: GGUFFile, name: str, row0: int, rows: int) -> np.ndarray:
+    """Rows [row0, row0 + rows) of a tensor as float32 [rows, n_cols] (exact for F16/BF16, ggml's dequantization
+    for quantized types)."""
+    info = gf.tensors[name]
+    n_cols = info.shape[-1]
+    block, size = GGML_QUANT_SIZES[info.type]
+    row_bytes = n_cols // block * size
+    raw = gf.tensor_bytes(name)[row0 * row_bytes:(row0 + rows) * row_bytes]
+    if info.type == QT.F32:
+        return raw.view(np.float32).reshape(rows, n_cols)
+    if info.type == QT.F16:
+        return raw.view(np.float16).astype(np.float32).reshape(rows, n_cols)
+    if info.type == QT.BF16:
+        return (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(rows, n_cols)
+    return quants.dequantize(raw, info.type, (rows, n_cols)).numpy()
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="quantizing", leave=False)
+
+
+def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type_name: str, *,
+                  allow_requantize: bool = False, pure: bool = False, output_tensor_type: str | None = None,
+                  token_embedding_type: str | None = None, n_threads: int | None = None,
+                  progress: bool = False) -> Report:
+    """Write `dst`: `src` quantized with llama.cpp's preset `type_name` (Q4_K_M, Q8_0, F16...). Raises HogarError
+    (one line) for anything the user can fix."""
+    from hogar.quant import quantizers
+
+    t0 = time.perf_counter()
+    try:
+        name, ftype, default_type = mix.preset(type_name)
+        out_t = mix.tensor_type(output_tensor_type) if output_tensor_type else None
+        embd_t = mix.tensor_type(token_embedding_type) if token_embedding_type else None
+        options = mix.Options(ftype, default_type, pure=pure, output_tensor_type=out_t, token_embedding_type=embd_t)
+    except ValueError as e:
+        raise HogarError(str(e)) from None
+    src, dst = Path(src), Path(dst)
+    gf = GGUFFile(src)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise HogarError(f"{dst}: is the input file; write the quantized model to another path")
+    if not dst.parent.is_dir():
+        raise HogarError(f"{dst.parent}: no such directory; create it or choose another output path")
+    tensors = {n: (i.shape, i.type) for n, i in gf.tensors.items()}
+    types, fallbacks = mix.plan(tensors, gf.metadata, options)
+    for n, t in types.items():
+        cur = gf.tensors[n].type
+        if t != cur and cur not in mix.FLOAT_TYPES and not allow_requantize:
+            raise HogarError(f"{src}: tensor {n} is already quantized ({cur.name}); requantizing loses quality, "
+                             "start from an F16/BF16/F32 file or pass --allow-requantize")
+        if t != cur and cur not in quants.SUPPORTED:
+            raise HogarError(f"{src}: tensor {n} has type {cur.name}, which hogar cannot convert")
+    order = mix.tensor_order(list(types))
+
+    def out_bytes(n: str) -> int:
+        return writer.tensor_nbytes(gf.tensors[n].shape, types[n])
+
+    align = gf.alignment
+    skip = {"general.quantization_version", "general.file_type", "split.no", "split.count", "split.tensors.count"}
+    kvs = [gf.kv_bytes(k) for k in gf.metadata if k not in skip]
+    kvs.append(writer.encode_kv("general.quantization_version", GGUFValueType.UINT32, QUANTIZATION_VERSION))
+    kvs.append(writer.encode_kv("general.file_type", GGUFValueType.UINT32, int(ftype)))
+    header = writer.encode_header(kvs, [(n, gf.tensors[n].shape, types[n]) for n in order], align)
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    bar = _progress(sum(gf.tensors[n].n_bytes for n in order), progress)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header)
+            for n in order:
+                info, new = gf.tensors[n], types[n]
+                if new == info.type:
+                    f.write(gf.tensor_bytes(n))
+                else:
+                    n_cols = info.shape[-1]
+                    n_rows = info.n_elements // n_cols
+                    step = max(1, _SLAB_BYTES // (4 * n_cols))
+                    for r0 in range(0, n_rows, step):
+                        rows = min(step, n_rows - r0)
+                        f.write(quantizers.quantize(_to_f32(gf, n, r0, rows), new, n_threads).tobytes())
+                f.write(bytes(-out_bytes(n) % align))
+                gf.release(n)
+                if bar is not None:
+                    bar.update(info.n_bytes)
+        os.replace(tmp, dst)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        gf.close()
+    return Report(path=dst, n_tensors=len(order), n_elements=sum(gf.tensors[n].n_elements for n in order),
+                  size_in=sum(gf.tensors[n].n_bytes for n in order), size_out=sum(out_bytes(n) for n in order),
+                  seconds=time.perf_counter() - t0, types=types, fallbacks=fallbacks)
