@@ -89,8 +89,29 @@ class _Cursor:
                 dt = np.dtype(_NUMPY[itype]).newbyteorder("<")
                 arr = np.frombuffer(self.take(n * dt.itemsize), dtype=dt)
                 return arr.tolist() if n < 64 else arr.copy()
+            if itype == GGUFValueType.STRING:
+                return self.strings(n)
             return [self.value(itype) for _ in range(n)]
         return self.scalar(_SCALAR[vtype])
+
+    def strings(self, n: int) -> list[str]:
+        """n length-prefixed strings: a vocabulary's worth (10^5 entries) in one tight loop."""
+        buf, pos, end = self.buf, self.pos, len(self.buf)
+        length = struct.Struct("<Q").unpack_from
+        out = []
+        for _ in range(n):
+            if pos + 8 > end:
+                break
+            k = length(buf, pos)[0]
+            pos += 8
+            if pos + k > end:
+                break
+            out.append(str(buf[pos : pos + k], "utf-8", "replace"))
+            pos += k
+        self.pos = pos
+        if len(out) < n:
+            raise ModelFileError(f"{self.path}: file is truncated (header ends early); download or copy it again")
+        return out
 
 
 class GGUFFile:

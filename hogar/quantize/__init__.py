@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from gguf import GGML_QUANT_SIZES, GGUFValueType
 from gguf import GGMLQuantizationType as QT
 
 from hogar.errors import HogarError
 from hogar.gguf import quants, writer
 from hogar.gguf.reader import GGUFFile
+from hogar.quant.linear import from_numpy_bytes
 from hogar.quantize import mix
 
 QUANTIZATION_VERSION = 2  # GGML_QNT_VERSION
@@ -57,11 +59,10 @@ def _to_f32(gf: GGUFFile, name: str, row0: int, rows: int) -> np.ndarray:
     raw = gf.tensor_bytes(name)[row0 * row_bytes:(row0 + rows) * row_bytes]
     if info.type == QT.F32:
         return raw.view(np.float32).reshape(rows, n_cols)
-    if info.type == QT.F16:
-        return raw.view(np.float16).astype(np.float32).reshape(rows, n_cols)
-    if info.type == QT.BF16:
-        return (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(rows, n_cols)
-    return quants.dequantize(raw, info.type, (rows, n_cols)).numpy()
+    t = from_numpy_bytes(raw)
+    if info.type in (QT.F16, QT.BF16):  # torch converts on all threads, exactly
+        return t.view(torch.float16 if info.type == QT.F16 else torch.bfloat16).float().numpy().reshape(rows, n_cols)
+    return quants.dequantize(t, info.type, (rows, n_cols)).numpy()
 
 
 def _progress(total: int, enabled: bool):
@@ -130,7 +131,7 @@ def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type
                     step = max(1, _SLAB_BYTES // (4 * n_cols))
                     for r0 in range(0, n_rows, step):
                         rows = min(step, n_rows - r0)
-                        f.write(quantizers.quantize(_to_f32(gf, n, r0, rows), new, n_threads).tobytes())
+                        f.write(quantizers.quantize(_to_f32(gf, n, r0, rows), new, n_threads).data)
                 f.write(bytes(-out_bytes(n) % align))
                 gf.release(n)
                 if bar is not None:
