@@ -113,7 +113,8 @@ def test_reference_switch_and_float_types() -> None:
     for qt, dt in [(T.F32, torch.float32), (T.F16, torch.float16), (T.BF16, torch.bfloat16)]:
         m = torch.randn(24, 256).to(dt)
         fw = QuantWeight(m.contiguous().view(torch.uint8).reshape(-1), qt, (24, 256))
-        torch.testing.assert_close(fast(fw, x), F.linear(x, m.float()))
+        # llama.cpp (and so hogar) rounds the activations to the weight's type first (see test_float_linear.py)
+        torch.testing.assert_close(fast(fw, x), F.linear(x.to(dt).float(), m.float()), rtol=1e-5, atol=1e-5)
 
 
 def _real_weights(path, limit_rows: int = 4096):
@@ -177,8 +178,20 @@ def test_model_logits_close_to_reference(smollm2_path) -> None:
 # ---- bit-exactness of the float accumulation order (llama.cpp x86 CPU arithmetic), pure numpy emulation ----------
 
 def _fma(a, b, c):
-    """f32 fused multiply-add via float64 (the product of two f32 is exact in f64)."""
-    return (np.float64(a) * np.float64(b) + np.float64(c)).astype(np.float32)
+    """f32 fused multiply-add, correctly rounded: the product of two f32 is exact in f64, the sum's f64 rounding error
+    (TwoSum) decides the one case the f64 -> f32 rounding could get wrong, a sum exactly halfway between two f32."""
+    a, b, c = (np.asarray(v, np.float32) for v in (a, b, c))
+    p = a.astype(np.float64) * b.astype(np.float64)
+    c64 = c.astype(np.float64)
+    s = p + c64
+    t = s - p
+    err = (p - (s - t)) + (c64 - t)
+    r = np.asarray(s.astype(np.float32))
+    up, down = np.nextafter(r, np.float32(np.inf)), np.nextafter(r, np.float32(-np.inf))
+    r64 = r.astype(np.float64)
+    r = np.where((s == (r64 + up.astype(np.float64)) / 2) & (err > 0), up, r)
+    r = np.where((s == (r64 + down.astype(np.float64)) / 2) & (err < 0), down, r)
+    return r.astype(np.float32)
 
 
 def _hsum8(acc):  # hsum_float_8: (a4+a0, a5+a1, a6+a2, a7+a3) -> (r0+r2) + (r1+r3)
@@ -314,6 +327,147 @@ def test_k_quant_accumulation_order_is_llama_cpp(qtype: T, B: int) -> None:
     x = (rng.standard_normal((B, 512)) * rng.choice([0.1, 1, 50], size=(B, 512))).astype(np.float32)
     y = fast(w, torch.from_numpy(x)).numpy()
     np.testing.assert_array_equal(y.view(np.uint32), _emulate_k(w, x).view(np.uint32))
+
+
+# ---- Q2_K, Q3_K, Q5_K: the kernel llama.cpp picks per shape and batch, emulated in numpy (and live below) ---------
+
+K235 = [T.Q2_K, T.Q3_K, T.Q5_K]
+
+
+def _f16(b: np.ndarray) -> np.ndarray:
+    return b.copy().view(np.float16)[..., 0].astype(np.float32)
+
+
+def _decode_k235(w: QuantWeight):
+    """-> weights q [o, i, 256] (Q3_K: q - 4), scales [o, i, groups] (Q3_K: sc - 32), mins or None, d, dmin, group"""
+    n_out, n_in = w.shape
+    nsb = n_in // 256
+    rb = w.raw.numpy().reshape(n_out, nsb, -1)
+    r = rb.astype(np.int64)
+    q = np.zeros((n_out, nsb, 256), np.int64)
+    if w.qtype == T.Q5_K:
+        s = r[..., 4:16]
+        sc = np.stack([s[..., j] & 63 if j < 4 else (s[..., j + 4] & 15) | ((s[..., j - 4] >> 6) << 4)
+                       for j in range(8)], -1)
+        mn = np.stack([s[..., j + 4] & 63 if j < 4 else (s[..., j + 4] >> 4) | ((s[..., j] >> 6) << 4)
+                       for j in range(8)], -1)
+        for m in range(4):
+            q[..., 64 * m : 64 * m + 32] = r[..., 48 + 32 * m : 80 + 32 * m] & 15
+            q[..., 64 * m + 32 : 64 * m + 64] = r[..., 48 + 32 * m : 80 + 32 * m] >> 4
+        for j in range(8):
+            q[..., 32 * j : 32 * j + 32] += ((r[..., 16:48] >> j) & 1) << 4
+        return q, sc, mn, _f16(rb[..., 0:2]), _f16(rb[..., 2:4]), 32
+    qs = r[..., 16:80] if w.qtype == T.Q2_K else r[..., 32:96]
+    for n in range(2):
+        for j in range(4):
+            q[..., 128 * n + 32 * j : 128 * n + 32 * j + 32] = (qs[..., 32 * n : 32 * n + 32] >> (2 * j)) & 3
+            if w.qtype == T.Q3_K:
+                q[..., 128 * n + 32 * j : 128 * n + 32 * j + 32] += (((r[..., 0:32] >> (4 * n + j)) & 1) << 2) - 4
+    if w.qtype == T.Q2_K:
+        return q, r[..., 0:16] & 15, r[..., 0:16] >> 4, _f16(rb[..., 80:82]), _f16(rb[..., 82:84]), 16
+    s = r[..., 96:108]
+    low = [s[..., g] & 15 if g < 8 else s[..., g - 8] >> 4 for g in range(16)]
+    sc = np.stack([low[g] | (((s[..., 8 + g % 4] >> (2 * (g // 4))) & 3) << 4) for g in range(16)], -1) - 32
+    return q, sc, None, _f16(rb[..., 108:110]), None, 16
+
+
+def _emulate_k235(w: QuantWeight, x: np.ndarray, rows_alone: bool = False) -> np.ndarray:
+    """llama.cpp x86 (AVX-512 build). Q2_K with n_out % 8 == 0 is repacked (q2_K_8x8): whole groups of 4 rows by
+    its gemm (one FMA per half super-block, Q8_K sign as ggml_quantize_mat_q8_K_4x8), the rest by its gemv (one per
+    super-block). Otherwise 8 or more rows: the tiled kernel, r = (float)s1 * d_w - dmin_w * (float)s2 (one FMA),
+    acc = fma(r, d_x, acc). Otherwise ggml_vec_dot_q*_K_q8_K: 8 lanes of 4 values (scale per 16 or 32), one FMA
+    per lane and super-block (Q2_K: the mins' lanes first), hsum_float_8; Q5_K + summs (an FMA per super-block)."""
+    n_out, n_in = w.shape
+    nsb, B = n_in // 256, x.shape[0]
+    q, sc, mn, dw, dmin, G = _decode_k235(w)
+    repack = w.qtype == T.Q2_K and n_out % 8 == 0
+    B4 = B - B % 4 if repack and not rows_alone else 0
+    tiled = not repack and B >= 8 and not rows_alone
+    out = np.zeros((B, n_out), np.float32)
+    for b in range(B):
+        a, dx = _q8k(x[b], b < B4)
+        a = a.reshape(nsb, 256).astype(np.int64)
+        prod = q * a[None]
+        lanes = prod.reshape(n_out, nsb, 8, 8, 4).sum(-1)  # [o, i, chunk of 32, lane of 4 values]
+        dot = prod.reshape(n_out, nsb, 256 // G, G).sum(-1)
+        bs16, bsg = a.reshape(nsb, 16, 16).sum(-1), a.reshape(nsb, 256 // G, G).sum(-1)
+        acc, accm = np.zeros((n_out, 8), np.float32), np.zeros(n_out, np.float32)
+        for i in range(nsb):
+            d, dwi, dmi = (dw[:, i] * dx[i]).astype(np.float32), dw[:, i], None if dmin is None else dmin[:, i]
+            if repack:
+                for lo, hi in [(0, 8), (8, 16)] if b < B4 else [(0, 16)]:
+                    isum = (sc[:, i, lo:hi] * dot[:, i, lo:hi]).sum(-1).astype(np.float32)
+                    imin = (mn[:, i, lo:hi] * bs16[None, i, lo:hi]).sum(-1).astype(np.float32)
+                    acc[:, 0] = _fma(isum, d, acc[:, 0])
+                    accm = _fma(imin, (dmi * dx[i]).astype(np.float32), accm)
+            elif tiled:
+                r = ((sc[:, i] * dot[:, i]).sum(-1).astype(np.float32) * dwi).astype(np.float32)
+                if mn is not None:
+                    r = _fma(-dmi, (mn[:, i] * bsg[None, i]).sum(-1).astype(np.float32), r)
+                acc[:, 0] = _fma(r, dx[i], acc[:, 0])
+            else:
+                scale = sc[:, i][:, 2 * np.arange(8)[:, None] + (np.arange(8) >= 4)] if G == 16 else sc[:, i, :, None]
+                sumi = (scale * lanes[:, i]).sum(1).astype(np.float32)
+                dneg = None if dmi is None else -(dmi * dx[i]).astype(np.float32)
+                if w.qtype == T.Q2_K:
+                    pairs = mn[:, i, 0::2] * bs16[i, 0::2] + mn[:, i, 1::2] * bs16[i, 1::2]
+                    acc = _fma(dneg[:, None], pairs.astype(np.float32), acc)
+                acc = _fma(d[:, None], sumi, acc)
+                if w.qtype == T.Q5_K:
+                    accm = _fma(dneg, (mn[:, i] * bsg[None, i]).sum(-1).astype(np.float32), accm)
+        if repack:
+            out[b] = acc[:, 0] - accm
+        elif tiled:
+            out[b] = acc[:, 0]
+        else:
+            out[b] = (_hsum8(acc) + accm).astype(np.float32) if w.qtype == T.Q5_K else _hsum8(acc)
+    return out
+
+
+K235_SHAPES = [(16, 512), (12, 256), (8, 768), (32, 256)]
+
+
+def _k235_weights(qtype: T, n_out: int, n_in: int):
+    """The GGUF-layout weight and, where its rows come in groups of 16, a packed copy of it."""
+    w = random_weight(qtype, n_out, n_in, seed=n_out * n_in + int(qtype))
+    p = QuantWeight(w.raw, w.qtype, w.shape)
+    return [w, p] if p.pack() else [w]
+
+
+def _k235_x(B: int, n_in: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((B, n_in)) * rng.choice([0.1, 1, 50, 500], size=(B, n_in))).astype(np.float32)
+
+
+def _with_rows_alone(w: QuantWeight, x: np.ndarray, on: bool) -> np.ndarray:
+    kernels.rows_alone.on = on
+    try:
+        return fast(w, torch.from_numpy(x)).numpy()
+    finally:
+        kernels.rows_alone.on = False
+
+
+@pytest.mark.parametrize("n_out,n_in", K235_SHAPES)
+@pytest.mark.parametrize("qtype", K235, ids=lambda t: t.name)
+def test_k235_accumulation_order_is_llama_cpp(qtype: T, n_out: int, n_in: int) -> None:
+    for w in _k235_weights(qtype, n_out, n_in):
+        for B in (1, 2, 4, 7, 8, 9):
+            x = _k235_x(B, n_in, B)
+            for alone in (False, True) if B > 1 else (False,):
+                got, want = _with_rows_alone(w, x, alone), _emulate_k235(w, x, alone)
+                where = (n_out, n_in, w.packed is not None, B, alone)
+                assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), where
+
+
+@pytest.mark.parametrize("qtype", K235, ids=lambda t: t.name)
+def test_k235_rows_alone_are_batches_of_one(qtype: T) -> None:
+    """Separate sequences decoded together (kernels.rows_alone): each row's bits as when it is decoded alone."""
+    for w in _k235_weights(qtype, 32, 512):
+        x = _k235_x(9, 512, 5)
+        y = _with_rows_alone(w, x, True)
+        for i in range(9):
+            alone = fast(w, torch.from_numpy(x[i : i + 1])).numpy()
+            assert np.array_equal(y[i : i + 1].view(np.uint32), alone.view(np.uint32)), (w.packed is not None, i)
 
 
 # ---- IQ4_NL: the kernel llama.cpp picks per shape and batch, emulated in numpy and checked live against libggml ----
@@ -510,4 +664,21 @@ def test_iq4_nl_same_bits_as_libggml(libggml: _LibGGML, n_out: int, n_in: int) -
             x = (rng.standard_normal((B, n_in)) * rng.choice([0.1, 1, 50, 500], size=(B, n_in))).astype(np.float32)
             y = fast(w, torch.from_numpy(x)).numpy()
             want = libggml.mul_mat(w, x, repack)
+            assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), (n_out, n_in, w.packed is not None, B)
+
+
+@pytest.mark.parametrize("n_out,n_in", K235_SHAPES + [(48, 1536)])
+@pytest.mark.parametrize("qtype", K235, ids=lambda t: t.name)
+def test_k235_same_bits_as_libggml(libggml: _LibGGML, qtype: T, n_out: int, n_in: int) -> None:
+    """Live: hogar's Q2_K / Q3_K / Q5_K kernels (GGUF layout and packed) against the shipped libggml-cpu, with the
+    matrix in the CPU_REPACK buffer where llama.cpp repacks it (Q2_K, n_out % 8 == 0): batch sizes on both sides of
+    the gemm (4 rows) and tiled (8 rows) thresholds, up to a 100-token prompt."""
+    repack = qtype == T.Q2_K and n_out % 8 == 0
+    if repack and libggml.repack is None:
+        pytest.skip("this libggml-cpu has no CPU_REPACK buffer type")
+    for B in (1, 2, 4, 7, 8, 16, 33, 64, 100):
+        x = _k235_x(B, n_in, 200 + B)
+        want = libggml.mul_mat(random_weight(qtype, n_out, n_in, seed=n_out * n_in + int(qtype)), x, repack)
+        for w in _k235_weights(qtype, n_out, n_in):
+            y = fast(w, torch.from_numpy(x)).numpy()
             assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), (n_out, n_in, w.packed is not None, B)

@@ -37,7 +37,8 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return np.array_equal(a.numpy().view(np.uint32), b.numpy().view(np.uint32))
 
 
-@pytest.mark.parametrize("qtype", [T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K, T.Q6_K], ids=lambda t: t.name)
+@pytest.mark.parametrize("qtype", [T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K],
+                         ids=lambda t: t.name)
 def test_packed_equals_gguf_layout_kernel(qtype: T) -> None:
     n_in = 512
     w = random_weight(qtype, 48, n_in, seed=int(qtype))
@@ -76,8 +77,9 @@ def test_q4_0_packed_is_llama_cpp_repacked_order() -> None:
 
 def test_only_whole_groups_of_16_rows_are_packed() -> None:
     assert not QuantWeight(random_weight(T.Q4_1, 40, 256).raw, T.Q4_1, (40, 256)).pack()
-    assert not QuantWeight(random_weight(T.Q2_K, 32, 256).raw, T.Q2_K, (32, 256)).pack()  # no packed kernel
-    assert random_weight(T.Q4_K, 32, 256).pack()
+    assert not QuantWeight(random_weight(T.Q2_K, 40, 256).raw, T.Q2_K, (40, 256)).pack()
+    for qtype in (T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K):
+        assert random_weight(qtype, 32, 256).pack()
 
 
 def test_matmul_many_is_one_call_with_the_same_results() -> None:

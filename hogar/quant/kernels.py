@@ -2,7 +2,7 @@
 
 `matmul(raw, qtype, shape, x)` returns x @ W.T for a [B, n_in] float32 x, or None where the kernel cannot do it
 (no compiler, unsupported type): the caller then takes the reference path.  `pack` repacks a matrix 16 rows at a time
-(csrc/packed16.c for the block-32 types, csrc/packed16k.c for Q4_K and Q6_K) where the CPU has AVX-512 VNNI;
+(csrc/packed16.c for the block-32 types, csrc/packed16k.c for the K-quants) where the CPU has AVX-512 VNNI;
 `matmul_packed` multiplies on that layout, faster.
 """
 
@@ -19,6 +19,7 @@ from hogar.quant.build import load_library
 _P, _I = ctypes.c_void_p, ctypes.c_int64
 _SIGNATURES = {
     "hq_matmul": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, ctypes.c_int], ctypes.c_int),
+    "hq_matmul_rows": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, ctypes.c_int, ctypes.c_int], ctypes.c_int),
     "hq_supported": ([ctypes.c_int], ctypes.c_int),
     "hq_avx512": ([], ctypes.c_int),
     "p16_supported": ([ctypes.c_int], ctypes.c_int),
@@ -32,13 +33,14 @@ _SIGNATURES = {
 }
 
 
-_K_TYPES = frozenset({12, 14})  # Q4_K, Q6_K: packed by csrc/packed16k.c
+_K_TYPES = frozenset({10, 11, 12, 13, 14})  # Q2_K .. Q6_K: packed by csrc/packed16k.c
 _IQ4_NL = 20
 
 
 class _RowsAlone(threading.local):
     """While `on`, the rows of a matmul are separate sequences decoded together (Engine.forward_rows): kernels whose
-    arithmetic depends on the batch size (llama.cpp's Q4_K gemm, Q6_K's tiled kernel) treat each as a batch of one."""
+    arithmetic depends on the batch size (llama.cpp's Q2_K / Q4_K gemm, the Q3_K / Q5_K / Q6_K tiled kernel) treat each
+    as a batch of one."""
 
     on = False
 
@@ -67,8 +69,8 @@ def matmul(raw: torch.Tensor, qtype: int, shape: tuple[int, int], x: torch.Tenso
         rows = [matmul(raw, qtype, shape, x[i : i + 1]) for i in range(B)]
         return None if any(r is None for r in rows) else torch.cat(rows)
     out = torch.empty((B, n_out), dtype=torch.float32)
-    rc = lib.hq_matmul(int(qtype), raw.data_ptr(), n_out, n_in, x.data_ptr(), B, out.data_ptr(),
-                       torch.get_num_threads())
+    rc = lib.hq_matmul_rows(int(qtype), raw.data_ptr(), n_out, n_in, x.data_ptr(), B, out.data_ptr(),
+                            torch.get_num_threads(), int(rows_alone.on))
     return out if rc == 0 else None
 
 

@@ -1,6 +1,6 @@
-/* Q4_K and Q6_K weights repacked 16 rows at a time, for AVX-512 matmuls with one output row per 32-bit lane (the
- * K-quant counterpart of packed16.c; same idea: one 64-byte vector holds 4 consecutive values of each of the 16
- * rows, so one vpdpbusd against 4 broadcast activation bytes gives a 4-product sum for every row).
+/* K-quant weights (Q2_K .. Q6_K) repacked 16 rows at a time, for AVX-512 matmuls with one output row per 32-bit
+ * lane (the K-quant counterpart of packed16.c; same idea: one 64-byte vector holds 4 consecutive values of each of
+ * the 16 rows, so one vpdpbusd against 4 broadcast activation bytes gives a 4-product sum for every row).
  *
  * llama.cpp's arithmetic on x86, reproduced bit for bit (activations are Q8_K: one f32 scale per 256 values):
  *   Q4_K (repacked by llama.cpp as q4_K_8x8): per super-block, dot_j = the 32-value integer dot of sub-block j,
@@ -13,12 +13,26 @@
  *     32 (sc[2l] bsum16[2l] + sc[2l+1] bsum16[2l+1]); acc[l] = fma(d_x d_w, (float)lane, acc[l]); hsum_float_8.
  *     With 8 or more activation rows llama.cpp's tiled VNNI kernel takes over: s1 = the sum of the lanes,
  *     tacc = fma((float)s1 * d_w, d_x, tacc).
+ *   Q2_K (repacked by llama.cpp as q2_K_8x8): as Q4_K per group of 16 values: per half super-block (Q8_K rows in
+ *     whole groups of 4: the gemm) or per super-block (the gemv), isum = sum_g sc_g dot_g, imin = sum_g mn_g bsum_g,
+ *     acc = fma((float)isum, d_w d_x, acc), accm = fma((float)imin, dmin_w d_x, accm); out = acc - accm.
+ *   Q3_K, Q5_K (not repacked): ggml_vec_dot_q3_K/q5_K_q8_K, 8 integer lanes as for Q6_K (Q3_K: the weights q - 4
+ *     times the scales sc - 32 of the 16-value groups; Q5_K: the scales of the 32-value sub-blocks, and summs =
+ *     fma(-d_x dmin_w, (float)sum_j mn_j bsum32_j, summs) added after hsum_float_8); 8 or more rows: the tiled
+ *     kernel, s1 = sum_g sc_g dot_g (and Q5_K's s2 = sum_j mn_j bsum32_j), r = (float)s1 * d_w,
+ *     r = fma(-dmin_w, (float)s2, r), tacc = fma(r, d_x, tacc).
  * Chunk of one (16-row group, super-block):
  *   Q4_K (2368 bytes, 16 x 144 + 64): d[16], dmin[16] f16 | sc[8][16], mn[8][16] bytes (6-bit values unpacked) |
  *     32 x 64 bytes: vector 8m+s, byte 4r+e: low nibble value 4s+e of sub-block 2m, high nibble the same of 2m+1.
  *   Q6_K (3360 bytes, 16 x 210): d[16] f16 | sc[16][16] int8 | 32 x 64 bytes of low nibbles as for Q4_K (chunk 2m
  *     low, 2m+1 high) | 16 x 64 bytes of high bits: vector 8n+s, byte 4r+e holds bits 4-5 of value 4s+e of chunks
  *     4n+k at bits 2k..2k+1.
+ *   Q2_K (1344 bytes, 16 x 84): d[16], dmin[16] f16 | scale bytes [16][16] (sc | mn << 4) | 16 x 64 bytes of codes:
+ *     vector 8n+s, byte 4r+e holds value 4s+e of chunks 4n+k at bits 2k..2k+1 (= the GGUF byte qs[32n + 4s + e]).
+ *   Q3_K (1824 bytes, 16 x 114): d[16] f16 | sc - 32 [16][16] int8 | 16 x 64 bytes of low bits as for Q2_K |
+ *     8 x 64 bytes of high bits: vector s, byte 4r+e holds bit 2 of value 4s+e of chunk c at bit c (= hmask[4s+e]).
+ *   Q5_K (2880 bytes, 16 x 180): d[16], dmin[16] f16 | sc[8][16], mn[8][16] | 32 x 64 bytes of low nibbles as for
+ *     Q4_K | 8 x 64 bytes of fifth bits: vector s, byte 4r+e holds bit 4 of value 4s+e of chunk c at bit c.
  */
 #include "quant_common.h"
 
@@ -26,11 +40,22 @@
 #include <omp.h>
 #endif
 
-enum { Q4K_CHUNK = 2368, Q6K_CHUNK = 3360 };
+enum { Q4K_CHUNK = 2368, Q6K_CHUNK = 3360, Q2K_CHUNK = 1344, Q3K_CHUNK = 1824, Q5K_CHUNK = 2880 };
+
+static int64_t pk_chunk(int t) {
+    switch (t) {
+    case T_Q4_K: return Q4K_CHUNK;
+    case T_Q6_K: return Q6K_CHUNK;
+    case T_Q2_K: return Q2K_CHUNK;
+    case T_Q3_K: return Q3K_CHUNK;
+    case T_Q5_K: return Q5K_CHUNK;
+    default: return 0;
+    }
+}
 
 int pk_supported(int t) {
 #ifdef HQ_AVX512
-    return t == T_Q4_K || t == T_Q6_K;
+    return t == T_Q4_K || t == T_Q6_K || t == T_Q2_K || t == T_Q3_K || t == T_Q5_K;
 #else
     (void)t;
     return 0;
@@ -39,7 +64,7 @@ int pk_supported(int t) {
 
 int64_t pk_packed_size(int t, int64_t n_out, int64_t n_in) {
     const int64_t units = n_out / 16 * (n_in / 256);
-    return t == T_Q4_K ? units * Q4K_CHUNK : t == T_Q6_K ? units * Q6K_CHUNK : 0;
+    return units * pk_chunk(t);
 }
 
 /* the 256 values (unsigned) of one GGUF super-block, and its Q4_K scales/mins */
@@ -69,11 +94,44 @@ static void q6k_values(const uint8_t *r, uint8_t *u) {
     }
 }
 
+/* row r of one GGUF super-block of Q2_K / Q3_K / Q5_K into its chunk c: the code bytes move as 4-byte words */
+static void pack_k235(int t, const uint8_t *blk, int r, uint8_t *c) {
+    const uint8_t *q, *h = NULL;
+    uint8_t *qo, *ho = NULL;
+    int nq;
+    if (t == T_Q2_K) {
+        memcpy(c + 2 * r, blk + 80, 2);
+        memcpy(c + 32 + 2 * r, blk + 82, 2);
+        for (int g = 0; g < 16; g++) c[64 + 16 * g + r] = blk[g];
+        q = blk + 16; nq = 64; qo = c + 320;
+    } else if (t == T_Q3_K) {
+        memcpy(c + 2 * r, blk + 108, 2);
+        const uint8_t *s = blk + 96;
+        for (int g = 0; g < 16; g++) {
+            const int lo = g < 8 ? s[g] & 15 : s[g - 8] >> 4, hi = (s[8 + g % 4] >> (2 * (g / 4))) & 3;
+            c[32 + 16 * g + r] = (uint8_t)(int8_t)((lo | (hi << 4)) - 32);
+        }
+        q = blk + 32; nq = 64; qo = c + 288; h = blk; ho = c + 1312;
+    } else {
+        memcpy(c + 2 * r, blk, 2);
+        memcpy(c + 32 + 2 * r, blk + 2, 2);
+        uint8_t u[256], sc[8], mn[8];
+        q4k_values(blk, u, sc, mn); /* the same 12-byte scale / min encoding */
+        for (int j = 0; j < 8; j++) { c[64 + 16 * j + r] = sc[j]; c[192 + 16 * j + r] = mn[j]; }
+        q = blk + 48; nq = 128; qo = c + 320; h = blk + 16; ho = c + 2368;
+    }
+    for (int k = 0; k < nq / 4; k++) memcpy(qo + 64 * k + 4 * r, q + 4 * k, 4);
+    if (h)
+        for (int k = 0; k < 8; k++) memcpy(ho + 64 * k + 4 * r, h + 4 * k, 4);
+}
+
 /* GGUF rows -> packed (pk_packed_size bytes). Returns 0 on success. */
 int pk_pack(int t, const uint8_t *W, int64_t n_out, int64_t n_in, uint8_t *P, int nthreads) {
-    if ((t != T_Q4_K && t != T_Q6_K) || n_out % 16 || n_in % 256) return 1;
-    const int64_t nsb = n_in / 256, bsize = t == T_Q4_K ? 144 : 210, row_bytes = nsb * bsize, ng = n_out / 16;
-    const int64_t chunk = t == T_Q4_K ? Q4K_CHUNK : Q6K_CHUNK;
+    if (!pk_chunk(t) || n_out % 16 || n_in % 256) return 1;
+    qinfo qi;
+    type_info(t, &qi);
+    const int64_t nsb = n_in / 256, bsize = qi.size, row_bytes = nsb * bsize, ng = n_out / 16;
+    const int64_t chunk = pk_chunk(t);
     if (nthreads < 1) nthreads = 1;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t g = 0; g < ng; g++) {
@@ -83,7 +141,9 @@ int pk_pack(int t, const uint8_t *W, int64_t n_out, int64_t n_in, uint8_t *P, in
             memset(c, 0, (size_t)chunk);
             for (int r = 0; r < 16; r++) {
                 const uint8_t *blk = W + (g * 16 + r) * row_bytes + i * bsize;
-                if (t == T_Q4_K) {
+                if (t == T_Q2_K || t == T_Q3_K || t == T_Q5_K) {
+                    pack_k235(t, blk, r, c);
+                } else if (t == T_Q4_K) {
                     memcpy(c + 2 * r, blk, 2);
                     memcpy(c + 32 + 2 * r, blk + 2, 2);
                     q4k_values(blk, u, sc, mn);
@@ -126,6 +186,7 @@ typedef struct {
     const int32_t *bs32; /* per 32 values sums, stride 8 nsb */
     const int16_t *bs16; /* per 16 values sums, stride 16 nsb */
     int64_t n_in, nsb;
+    const int32_t *c4;   /* Q3_K: -4 x the 4-value sums, stride n_in / 4 */
 } kacts;
 
 static inline __m512i bcast4(const int8_t *a) { int32_t v; memcpy(&v, a, 4); return _mm512_set1_epi32(v); }
@@ -257,10 +318,200 @@ static inline __attribute__((always_inline)) void q6k_tiled(const int C, const u
     for (int c = 0; c < C; c++) _mm512_storeu_ps(out + (b + c) * ldo, tacc[c]);
 }
 
-/* one 16-row group against activation rows [b0, b1); B4: rows below it are Q4_K gemm rows; tiled: Q6_K's mode */
+/* ---- Q2_K, Q3_K, Q5_K ---- */
+
+/* the codes (unsigned bytes) of chunk c (32 values), step s: values 4s..4s+3 of the 16 rows */
+static inline __attribute__((always_inline)) __m512i k235_step(const int t, const uint8_t *ch, int c, int s) {
+    if (t == T_Q5_K) {
+        const __m512i v = _mm512_loadu_si512(ch + 320 + (8 * (c >> 1) + s) * 64);
+        const __m512i nib = _mm512_and_si512(c & 1 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
+        const __m512i h = _mm512_loadu_si512(ch + 2368 + s * 64);
+        const __m512i hb = c <= 4 ? _mm512_slli_epi16(h, 4 - c) : _mm512_srli_epi16(h, c - 4);
+        return _mm512_or_si512(nib, _mm512_and_si512(hb, _mm512_set1_epi8(0x10)));
+    }
+    const uint8_t *q = ch + (t == T_Q2_K ? 320 : 288);
+    const __m512i v = _mm512_loadu_si512(q + (8 * (c >> 2) + s) * 64);
+    const __m512i lo = _mm512_and_si512(_mm512_srli_epi16(v, 2 * (c & 3)), _mm512_set1_epi8(3));
+    if (t == T_Q2_K) return lo;
+    const __m512i h = _mm512_loadu_si512(ch + 1312 + s * 64);
+    const __m512i hb = c <= 2 ? _mm512_slli_epi16(h, 2 - c) : _mm512_srli_epi16(h, c - 2);
+    return _mm512_or_si512(lo, _mm512_and_si512(hb, _mm512_set1_epi8(4)));
+}
+
+/* the scales of chunk c (32 values) for its first / second 16 values; Q5_K: one per chunk (both the same) */
+static inline __attribute__((always_inline)) void k235_scales(const int t, const uint8_t *ch, int c, __m512i *lo,
+                                                             __m512i *hi) {
+    if (t == T_Q5_K) { *lo = *hi = bytes16(ch + 64 + 16 * c); return; }
+    if (t == T_Q3_K) { *lo = sbytes16(ch + 32 + 32 * c); *hi = sbytes16(ch + 48 + 32 * c); return; }
+    *lo = _mm512_and_si512(bytes16(ch + 64 + 32 * c), _mm512_set1_epi32(15));
+    *hi = _mm512_and_si512(bytes16(ch + 80 + 32 * c), _mm512_set1_epi32(15));
+}
+
+/* Q3_K / Q5_K, one activation row: ggml_vec_dot's 8 lanes per super-block, hsum_float_8 (+ Q5_K's summs) */
+static inline __attribute__((always_inline)) void k35_vec(const int t, const uint8_t *ch0, const kacts *A, int64_t b,
+                                                         float *out) {
+    const int64_t chunk = t == T_Q3_K ? Q3K_CHUNK : Q5K_CHUNK;
+    __m512 acc[8], summs = _mm512_setzero_ps();
+    for (int s = 0; s < 8; s++) acc[s] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * chunk;
+        const int8_t *a = A->a + b * A->n_in + 256 * i;
+        const int32_t *c4 = t == T_Q3_K ? A->c4 + b * (A->n_in / 4) + 64 * i : NULL;
+        __m512i L[8];
+        for (int s = 0; s < 8; s++) L[s] = _mm512_setzero_si512();
+        for (int c = 0; c < 8; c++) {
+            __m512i slo, shi;
+            k235_scales(t, ch, c, &slo, &shi);
+            for (int s = 0; s < 8; s++) {
+                const __m512i init = t == T_Q3_K ? _mm512_set1_epi32(c4[8 * c + s]) : _mm512_setzero_si512();
+                const __m512i p = _mm512_dpbusd_epi32(init, k235_step(t, ch, c, s), bcast4(a + 32 * c + 4 * s));
+                L[s] = _mm512_add_epi32(L[s], _mm512_mullo_epi32(p, s < 4 ? slo : shi));
+            }
+        }
+        const float dx = A->dx[b * A->nsb + i];
+        const __m512 d = _mm512_mul_ps(_mm512_set1_ps(dx), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch)));
+        for (int s = 0; s < 8; s++) acc[s] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(L[s]), acc[s]);
+        if (t == T_Q5_K) {
+            const int32_t *bs = A->bs32 + b * 8 * A->nsb + 8 * i;
+            __m512i im = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j++)
+                im = _mm512_add_epi32(im, _mm512_mullo_epi32(bytes16(ch + 192 + 16 * j), _mm512_set1_epi32(bs[j])));
+            const __m512 dmn = _mm512_mul_ps(_mm512_set1_ps(-dx), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(ch + 32))));
+            summs = _mm512_fmadd_ps(dmn, _mm512_cvtepi32_ps(im), summs);
+        }
+    }
+    __m512 h = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[4], acc[0]), _mm512_add_ps(acc[6], acc[2])),
+                             _mm512_add_ps(_mm512_add_ps(acc[5], acc[1]), _mm512_add_ps(acc[7], acc[3])));
+    if (t == T_Q5_K) h = _mm512_add_ps(h, summs);
+    _mm512_storeu_ps(out, h);
+}
+
+/* per super-block, per activation row c of C: the integers of chunks [c0, c1): s1 = sum_g sc_g dot_g (Q3_K: the
+ * weights q - 4) and, with mins, s2 = sum_g mn_g bsum_g */
+static inline __attribute__((always_inline)) void k235_sums(const int t, const int C, const uint8_t *ch, const kacts *A,
+                                                           int64_t b, int64_t i, int c0, int c1, __m512i *s1,
+                                                           __m512i *s2) {
+    for (int k = 0; k < C; k++) s1[k] = s2[k] = _mm512_setzero_si512();
+    for (int c = c0; c < c1; c++) {
+        __m512i lo[4], hi[4], slo, shi;
+        for (int k = 0; k < C; k++) {
+            const int16_t *bs = A->bs16 + (b + k) * 16 * A->nsb + 16 * i + 2 * c;
+            lo[k] = t == T_Q3_K ? _mm512_set1_epi32(-4 * bs[0]) : _mm512_setzero_si512();
+            hi[k] = t == T_Q3_K ? _mm512_set1_epi32(-4 * bs[1]) : _mm512_setzero_si512();
+        }
+        for (int s = 0; s < 8; s++) {
+            const __m512i u = k235_step(t, ch, c, s);
+            for (int k = 0; k < C; k++) {
+                const __m512i av = bcast4(A->a + (b + k) * A->n_in + 256 * i + 32 * c + 4 * s);
+                if (s < 4 || t == T_Q5_K) lo[k] = _mm512_dpbusd_epi32(lo[k], u, av);
+                else hi[k] = _mm512_dpbusd_epi32(hi[k], u, av);
+            }
+        }
+        k235_scales(t, ch, c, &slo, &shi);
+        for (int k = 0; k < C; k++) {
+            s1[k] = _mm512_add_epi32(s1[k], _mm512_mullo_epi32(lo[k], slo));
+            if (t != T_Q5_K) s1[k] = _mm512_add_epi32(s1[k], _mm512_mullo_epi32(hi[k], shi));
+        }
+        if (t == T_Q2_K) {
+            const __m512i mlo = _mm512_srli_epi32(bytes16(ch + 64 + 32 * c), 4);
+            const __m512i mhi = _mm512_srli_epi32(bytes16(ch + 80 + 32 * c), 4);
+            for (int k = 0; k < C; k++) {
+                const int16_t *bs = A->bs16 + (b + k) * 16 * A->nsb + 16 * i + 2 * c;
+                s2[k] = _mm512_add_epi32(s2[k], _mm512_add_epi32(_mm512_mullo_epi32(mlo, _mm512_set1_epi32(bs[0])),
+                                                                 _mm512_mullo_epi32(mhi, _mm512_set1_epi32(bs[1]))));
+            }
+        } else if (t == T_Q5_K) {
+            const __m512i mn = bytes16(ch + 192 + 16 * c);
+            for (int k = 0; k < C; k++)
+                s2[k] = _mm512_add_epi32(s2[k], _mm512_mullo_epi32(
+                    mn, _mm512_set1_epi32(A->bs32[(b + k) * 8 * A->nsb + 8 * i + c])));
+        }
+    }
+}
+
+/* Q3_K / Q5_K, C activation rows: the tiled kernel's arithmetic */
+static inline __attribute__((always_inline)) void k35_tiled(const int t, const int C, const uint8_t *ch0,
+                                                           const kacts *A, int64_t b, float *out, int64_t ldo) {
+    const int64_t chunk = t == T_Q3_K ? Q3K_CHUNK : Q5K_CHUNK;
+    __m512 tacc[4];
+    for (int k = 0; k < C; k++) tacc[k] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * chunk;
+        __m512i s1[4], s2[4];
+        k235_sums(t, C, ch, A, b, i, 0, 8, s1, s2);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch));
+        const __m512 dmin = t == T_Q5_K ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(ch + 32))) : dw;
+        for (int k = 0; k < C; k++) {
+            __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(s1[k]), dw);
+            if (t == T_Q5_K) r = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(s2[k]), r);
+            tacc[k] = _mm512_fmadd_ps(r, _mm512_set1_ps(A->dx[(b + k) * A->nsb + i]), tacc[k]);
+        }
+    }
+    for (int k = 0; k < C; k++) _mm512_storeu_ps(out + (b + k) * ldo, tacc[k]);
+}
+
+/* Q2_K, C activation rows: the repacked gemm (gemm: per half super-block) or gemv (per super-block) */
+static inline __attribute__((always_inline)) void q2k_tile(const int C, const int gemm, const uint8_t *ch0,
+                                                          const kacts *A, int64_t b, float *out, int64_t ldo) {
+    __m512 acc[4], accm[4];
+    for (int k = 0; k < C; k++) acc[k] = accm[k] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * Q2K_CHUNK;
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(ch + 32)));
+        __m512 dd[4], dm[4];
+        for (int k = 0; k < C; k++) {
+            const __m512 x = _mm512_set1_ps(A->dx[(b + k) * A->nsb + i]);
+            dd[k] = _mm512_mul_ps(dw, x);
+            dm[k] = _mm512_mul_ps(dmin, x);
+        }
+        __m512i is[2][4], im[2][4];
+        k235_sums(T_Q2_K, C, ch, A, b, i, 0, 4, is[0], im[0]);
+        k235_sums(T_Q2_K, C, ch, A, b, i, 4, 8, is[1], im[1]);
+        for (int k = 0; k < C; k++) {
+            if (gemm) {
+                for (int hh = 0; hh < 2; hh++) {
+                    acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[hh][k]), dd[k], acc[k]);
+                    accm[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(im[hh][k]), dm[k], accm[k]);
+                }
+            } else {
+                acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(is[0][k], is[1][k])), dd[k], acc[k]);
+                accm[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(im[0][k], im[1][k])), dm[k], accm[k]);
+            }
+        }
+    }
+    for (int k = 0; k < C; k++) _mm512_storeu_ps(out + (b + k) * ldo, _mm512_sub_ps(acc[k], accm[k]));
+}
+
+/* one 16-row group against activation rows [b0, b1); B4: rows below it are Q4_K / Q2_K gemm rows; tiled: the
+ * tiled kernel's arithmetic (Q3_K, Q5_K, Q6_K) */
 static void kgroup(int t, const uint8_t *ch0, const kacts *A, int64_t b0, int64_t b1, int64_t B4, int tiled,
                    float *out, int64_t ldo) {
     int64_t b = b0;
+    if (t == T_Q2_K) {
+        const int64_t gend = b1 < B4 ? b1 : B4;
+        for (; b + 4 <= gend; b += 4) q2k_tile(4, 1, ch0, A, b, out, ldo);
+        for (; b < b1; b++) q2k_tile(1, 0, ch0, A, b, out, ldo);
+        return;
+    }
+    if (t == T_Q3_K || t == T_Q5_K) {
+        if (!tiled) {
+            for (; b < b1; b++) {
+                if (t == T_Q3_K) k35_vec(T_Q3_K, ch0, A, b, out + b * ldo);
+                else k35_vec(T_Q5_K, ch0, A, b, out + b * ldo);
+            }
+            return;
+        }
+        for (; b + 4 <= b1; b += 4) {
+            if (t == T_Q3_K) k35_tiled(T_Q3_K, 4, ch0, A, b, out, ldo);
+            else k35_tiled(T_Q5_K, 4, ch0, A, b, out, ldo);
+        }
+        for (; b < b1; b++) {
+            if (t == T_Q3_K) k35_tiled(T_Q3_K, 1, ch0, A, b, out, ldo);
+            else k35_tiled(T_Q5_K, 1, ch0, A, b, out, ldo);
+        }
+        return;
+    }
     if (t == T_Q4_K) {
         const int64_t gend = b1 < B4 ? b1 : B4;
         for (; b + 4 <= gend; b += 4) q4k_tile(4, 1, ch0, A, b, out, ldo);
@@ -275,6 +526,17 @@ static void kgroup(int t, const uint8_t *ch0, const kacts *A, int64_t b0, int64_
     if (b < b1) q6k_tiled(1, ch0, A, b, out, ldo);
 }
 
+/* activation row b to Q8_K (and, where A has them, Q3_K's -4 x 4-sums) */
+static void quant_k_row(const float *X, int64_t n_in, int64_t b, int pos_wins, const kacts *A) {
+    int8_t *q = (int8_t *)A->a + b * n_in;
+    quant_row_q8k_exact(X + b * n_in, n_in, pos_wins, q, (float *)A->dx + b * A->nsb, (int32_t *)A->bs32 + b * A->nsb * 8,
+                        (int16_t *)A->bs16 + b * A->nsb * 16);
+    if (A->c4) {
+        int32_t *c = (int32_t *)A->c4 + b * (n_in / 4);
+        for (int64_t k = 0; k < n_in / 4; k++) c[k] = -4 * ((int32_t)q[4 * k] + q[4 * k + 1] + q[4 * k + 2] + q[4 * k + 3]);
+    }
+}
+
 #endif /* HQ_AVX512 */
 
 /* Y[B, n_out] = X[B, n_in] @ W^T with W packed by pk_pack. rows_alone: the rows are separate sequences decoded
@@ -286,19 +548,21 @@ int pk_matmul(int t, const uint8_t *P, int64_t n_out, int64_t n_in, const float 
     (void)t; (void)P; (void)n_out; (void)n_in; (void)X; (void)B; (void)Y; (void)nthreads; (void)rows_alone;
     return 1;
 #else
-    if ((t != T_Q4_K && t != T_Q6_K) || n_out % 16 || n_in % 256 || B <= 0) return 1;
-    const int64_t nsb = n_in / 256, ng = n_out / 16, chunk = t == T_Q4_K ? Q4K_CHUNK : Q6K_CHUNK;
-    const int64_t B4 = t == T_Q4_K && !rows_alone ? B - B % 4 : 0;
+    if (!pk_chunk(t) || n_out % 16 || n_in % 256 || B <= 0) return 1;
+    const int64_t nsb = n_in / 256, ng = n_out / 16, chunk = pk_chunk(t);
+    const int64_t B4 = (t == T_Q4_K || t == T_Q2_K) && !rows_alone ? B - B % 4 : 0;
+    const int tiled = B >= 8 && !rows_alone, want_c4 = t == T_Q3_K && !tiled;
     int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * n_in));
     float *dx = (float *)malloc((size_t)(B * nsb) * sizeof(float));
     int32_t *bs32 = (int32_t *)malloc((size_t)(B * nsb * 8) * sizeof(int32_t));
     int16_t *bs16 = (int16_t *)malloc((size_t)(B * nsb * 16) * sizeof(int16_t));
-    if (!qa || !dx || !bs32 || !bs16) { free(qa); free(dx); free(bs32); free(bs16); return 2; }
-    const kacts A = {qa, dx, bs32, bs16, n_in, nsb};
+    int32_t *c4 = want_c4 ? (int32_t *)malloc((size_t)(B * n_in / 4) * sizeof(int32_t)) : NULL;
+    if (!qa || !dx || !bs32 || !bs16 || (want_c4 && !c4)) {
+        free(qa); free(dx); free(bs32); free(bs16); free(c4); return 2;
+    }
+    const kacts A = {qa, dx, bs32, bs16, n_in, nsb, c4};
     const int64_t B_pre = B <= 4 ? B : 0; /* a few rows: quantized before the parallel region, no barrier */
-    for (int64_t b = 0; b < B_pre; b++)
-        quant_row_q8k_exact(X + b * n_in, n_in, b < B4, qa + b * n_in, dx + b * nsb, bs32 + b * nsb * 8,
-                            bs16 + b * nsb * 16);
+    for (int64_t b = 0; b < B_pre; b++) quant_k_row(X, n_in, b, b < B4, &A);
     if (nthreads < 1) nthreads = 1;
     if (B * n_out * (n_in / 256) * chunk / 16 < (384 << 10)) nthreads = 1;
     const int64_t BC = 64;
@@ -306,18 +570,15 @@ int pk_matmul(int t, const uint8_t *P, int64_t n_out, int64_t n_in, const float 
     {
         if (!B_pre) {
 #pragma omp for schedule(static)
-            for (int64_t b = 0; b < B; b++)
-                quant_row_q8k_exact(X + b * n_in, n_in, b < B4, qa + b * n_in, dx + b * nsb, bs32 + b * nsb * 8,
-                                    bs16 + b * nsb * 16);
+            for (int64_t b = 0; b < B; b++) quant_k_row(X, n_in, b, b < B4, &A);
         }
         for (int64_t b0 = 0; b0 < B; b0 += BC) {
             const int64_t b1 = b0 + BC < B ? b0 + BC : B;
 #pragma omp for schedule(static)
-            for (int64_t g = 0; g < ng; g++) kgroup(t, P + g * nsb * chunk, &A, b0, b1, B4, B >= 8 && !rows_alone, Y + 16 * g,
-                                                        n_out);
+            for (int64_t g = 0; g < ng; g++) kgroup(t, P + g * nsb * chunk, &A, b0, b1, B4, tiled, Y + 16 * g, n_out);
         }
     }
-    free(qa); free(dx); free(bs32); free(bs16);
+    free(qa); free(dx); free(bs32); free(bs16); free(c4);
     return 0;
 #endif
 }

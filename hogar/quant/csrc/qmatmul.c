@@ -599,9 +599,9 @@ static float dot_q6k_exact(const uint8_t *u, const uint8_t *r, const int8_t *a, 
 }
 
 static int matmul_k_exact(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
-                          int nthreads, const qinfo *qi) {
+                          int nthreads, const qinfo *qi, int rows_alone) {
     const int64_t nsb = n_in / 256, row_bytes = nsb * qi->size;
-    const int64_t B4 = B - B % 4; /* Q4_K: rows [0, B4) as llama.cpp's gemm, the rest as its gemv */
+    const int64_t B4 = rows_alone ? 0 : B - B % 4; /* Q4_K: rows [0, B4) as llama.cpp's gemm, the rest as its gemv */
     int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * n_in));
     float *dx = (float *)malloc((size_t)(B * nsb) * sizeof(float));
     int32_t *bs32 = (int32_t *)malloc((size_t)(B * nsb * 8) * sizeof(int32_t));
@@ -638,13 +638,276 @@ static int matmul_k_exact(int t, const uint8_t *W, int64_t n_out, int64_t n_in, 
                                                          nsb, b < B4);
                 } else {
                     for (int64_t b = b0; b < b1; b++)
-                        Y[b * n_out + o] = dot_q6k_exact(u, r, qa + b * n_in, dx + b * nsb, bs16 + b * nsb * 16, nsb, B >= 8);
+                        Y[b * n_out + o] = dot_q6k_exact(u, r, qa + b * n_in, dx + b * nsb, bs16 + b * nsb * 16, nsb,
+                                                         B >= 8 && !rows_alone);
                 }
             }
         }
         free(u); free(swb); free(mwb); free(meta);
     }
     free(qa); free(dx); free(bs32); free(bs16);
+    return err;
+}
+
+/* ---- Q2_K, Q3_K and Q5_K: llama.cpp's exact float arithmetic --------------------------------------------- */
+/* Q8_K activations.  llama.cpp's x86 CPU backend (AVX-512 build) runs, by type, shape and batch:
+ *   Q2_K with n_out % 8 == 0: repacked at load (q2_K_8x8, an AVX-512 repacking); activation rows in whole groups
+ *     of 4 go through ggml_gemm_q2_K_8x8_q8_K (Q8_K scale sign as ggml_quantize_mat_q8_K_4x8: quant_row_q8k_exact's
+ *     pos_wins), per half super-block (128 values, 8 groups of 16) isum = sum sc_g dot_g, imin = sum mn_g bsum_g,
+ *     acc = fma((float)isum, d_w d_x, acc), accm = fma((float)imin, dmin_w d_x, accm); out = acc - accm.  The other
+ *     B % 4 rows (and B < 4): ggml_gemv_q2_K_8x8_q8_K, the same once per super-block.
+ *   otherwise, 8 or more activation rows: the tiled K-quant matmul (ggml-cpu/tiled, VNNI microkernel): per
+ *     super-block the integers s1 = sum_g sc_g dot_g (Q3_K: sc - 32 and weights q - 4) and s2 = sum_g mn_g bsum_g,
+ *     r = (float)s1 * d_w, r = fma(-dmin_w, (float)s2, r) (Q2_K, Q5_K), acc = fma(r, d_x, acc).
+ *   otherwise ggml_vec_dot_q{2,3,5}_K_q8_K (their AVX2 code): 8 integer lanes per super-block, lane l = sum over
+ *     the 8 chunks c of 32 values of scale(c, l) x (the 4-product sum of values 4l..4l+3 of chunk c), scale(c, l) =
+ *     sc[2c + (l >= 4)] (Q2_K, Q3_K: groups of 16) or sc[c] (Q5_K); acc[l] = fma(d_x d_w, (float)lane, acc[l]);
+ *     Q2_K first acc[l] = fma(-d_x dmin_w, (float)(mn[2l] bsum[2l] + mn[2l+1] bsum[2l+1]), acc[l]); hsum_float_8;
+ *     Q5_K adds summs, summs = fma(-d_x dmin_w, (float)sum_j mn_j bsum32_j, summs) super-block after super-block.
+ * One integer kernel serves all three: per super-block and activation row, lo / hi = the lane sums of chunks 0-3 /
+ * 4-7 and mins[l] = mn16[2l] bsum[2l] + mn16[2l+1] bsum[2l+1] (Q5_K: mn16 holds each 32-min twice).  Q3_K's
+ * weights q - 4 are signed: vpdpbusd takes the unsigned q, started from -4 x the activations' 4-sums. */
+
+typedef struct { int32_t scv[8][8]; int16_t mn16[16]; float d, dmin; } k235meta;
+
+enum { KM_VEC = 0, KM_TILED = 1, KM_GEMV = 2, KM_GEMM = 3 };
+
+static void k235_meta_row(int t, const uint8_t *r, int64_t nsb, k235meta *m) {
+    for (int64_t i = 0; i < nsb; i++) {
+        int sc[16], mn[16];
+        if (t == T_Q2_K) {
+            const uint8_t *b = r + 84 * i;
+            for (int g = 0; g < 16; g++) { sc[g] = b[g] & 15; mn[g] = b[g] >> 4; }
+            m[i].d = h2f(b + 80); m[i].dmin = h2f(b + 82);
+        } else if (t == T_Q3_K) {
+            const uint8_t *b = r + 110 * i, *s = b + 96;
+            for (int g = 0; g < 16; g++) {
+                const int lo = g < 8 ? s[g] & 15 : s[g - 8] >> 4, hi = (s[8 + g % 4] >> (2 * (g / 4))) & 3;
+                sc[g] = (lo | (hi << 4)) - 32; mn[g] = 0;
+            }
+            m[i].d = h2f(b + 108); m[i].dmin = 0.f;
+        } else { /* Q5_K: sc, mn per 32 as for Q4_K; spread to the 16-value layout */
+            const uint8_t *b = r + 176 * i, *s = b + 4;
+            for (int j = 0; j < 8; j++) {
+                int a, c;
+                if (j < 4) { a = s[j] & 63; c = s[j + 4] & 63; }
+                else { a = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4); c = (s[j + 4] >> 4) | ((s[j] >> 6) << 4); }
+                sc[2 * j] = sc[2 * j + 1] = a; mn[2 * j] = mn[2 * j + 1] = c;
+            }
+            m[i].d = h2f(b); m[i].dmin = h2f(b + 2);
+        }
+        for (int c = 0; c < 8; c++)
+            for (int l = 0; l < 8; l++) m[i].scv[c][l] = t == T_Q5_K ? sc[2 * c] : sc[2 * c + (l >= 4)];
+        for (int g = 0; g < 16; g++) m[i].mn16[g] = (int16_t)mn[g];
+    }
+}
+
+/* unsigned codes of one GGUF row in element order: Q2_K 0..3, Q3_K 0..7 (the weight is q - 4), Q5_K 0..31 */
+static void k235_codes(int t, const uint8_t *r, int64_t nsb, uint8_t *u) {
+    if (t == T_Q5_K) {
+        float sw[8], mw[8];
+        for (int64_t i = 0; i < nsb; i++) unpack_row(T_Q5_K, r + 176 * i, 1, u + 256 * i, sw, mw);
+        return;
+    }
+    for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *b = r + (t == T_Q2_K ? 84 : 110) * i, *qs = b + (t == T_Q2_K ? 16 : 32), *hm = b;
+        uint8_t *o = u + 256 * i;
+        for (int n = 0; n < 2; n++)
+            for (int j = 0; j < 4; j++) {
+                uint8_t *oj = o + 128 * n + 32 * j;
+#ifdef HQ_AVX512
+                const __m256i v = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(qs + 32 * n)), 2 * j),
+                                                   _mm256_set1_epi8(3));
+                __m256i h = _mm256_setzero_si256();
+                if (t == T_Q3_K) {
+                    const __m256i bit = _mm256_set1_epi8((char)(1 << (4 * n + j)));
+                    h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)hm), bit), bit),
+                                         _mm256_set1_epi8(4));
+                }
+                _mm256_storeu_si256((__m256i *)oj, _mm256_or_si256(v, h));
+#else
+                for (int l = 0; l < 32; l++)
+                    oj[l] = (uint8_t)(((qs[32 * n + l] >> (2 * j)) & 3) |
+                                      (t == T_Q3_K && (hm[l] >> (4 * n + j)) & 1 ? 4 : 0));
+#endif
+            }
+    }
+}
+
+/* the integers of one super-block (see above): lo[8], hi[8], mins[8]; c4: Q3_K's -4 x 4-sums (else NULL) */
+static inline __attribute__((unused)) void k235_ints(const uint8_t *u, const int8_t *a, const int32_t *c4, const int16_t *bs16,
+                             const k235meta *m, int32_t *lo, int32_t *hi, int32_t *mins) {
+#ifdef HQ_AVX512
+    __m256i s[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int c = 0; c < 8; c++) {
+        const __m256i init = c4 ? _mm256_loadu_si256((const __m256i *)(c4 + 8 * c)) : _mm256_setzero_si256();
+        const __m256i p = _mm256_dpbusd_epi32(init, _mm256_load_si256((const __m256i *)(u + 32 * c)),
+                                              _mm256_load_si256((const __m256i *)(a + 32 * c)));
+        s[c >> 2] = _mm256_add_epi32(s[c >> 2], _mm256_mullo_epi32(p, _mm256_loadu_si256((const __m256i *)m->scv[c])));
+    }
+    _mm256_storeu_si256((__m256i *)lo, s[0]);
+    _mm256_storeu_si256((__m256i *)hi, s[1]);
+    _mm256_storeu_si256((__m256i *)mins, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bs16),
+                                                           _mm256_loadu_si256((const __m256i *)m->mn16)));
+#else
+    for (int l = 0; l < 8; l++) {
+        lo[l] = hi[l] = 0;
+        for (int c = 0; c < 8; c++) {
+            int32_t p = c4 ? c4[8 * c + l] : 0;
+            for (int e = 4 * l; e < 4 * l + 4; e++) p += (int32_t)u[32 * c + e] * a[32 * c + e];
+            if (c < 4) lo[l] += p * m->scv[c][l]; else hi[l] += p * m->scv[c][l];
+        }
+        mins[l] = m->mn16[2 * l] * bs16[2 * l] + m->mn16[2 * l + 1] * bs16[2 * l + 1];
+    }
+#endif
+}
+
+#ifdef HQ_AVX512
+static inline int32_t hsum_i32x8(__m256i v) {
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4E));
+    return _mm_cvtsi128_si32(_mm_add_epi32(r, _mm_shuffle_epi32(r, 0xB1)));
+}
+
+/* the same as the portable dot_k235 below, two chunks per 512-bit vector */
+static float dot_k235(int t, int mode, const uint8_t *u, const k235meta *m, const int8_t *a, const int32_t *c4,
+                      const float *dx, const int16_t *bs16, int64_t nsb) {
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.f, tacc = 0.f, accs = 0.f, accm = 0.f;
+    for (int64_t i = 0; i < nsb; i++) {
+        __m512i S[2];
+        for (int h = 0; h < 2; h++) {
+            __m512i p[2];
+            for (int k = 0; k < 2; k++) {
+                const int64_t off = 256 * i + 64 * (2 * h + k);
+                const __m512i init = c4 ? _mm512_loadu_si512(c4 + off / 4) : _mm512_setzero_si512();
+                p[k] = _mm512_mullo_epi32(_mm512_dpbusd_epi32(init, _mm512_load_si512(u + off), _mm512_load_si512(a + off)),
+                                          _mm512_loadu_si512(m[i].scv[2 * (2 * h + k)]));
+            }
+            S[h] = _mm512_add_epi32(p[0], p[1]);
+        }
+        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(bs16 + 16 * i)),
+                                               _mm256_loadu_si256((const __m256i *)m[i].mn16));
+        if (mode == KM_VEC) {
+            const __m512i s = _mm512_add_epi32(S[0], S[1]);
+            const __m256i sumi = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+            const float d = dx[i] * m[i].d, dmn = -dx[i] * m[i].dmin;
+            if (t == T_Q2_K) acc = _mm256_fmadd_ps(_mm256_set1_ps(dmn), _mm256_cvtepi32_ps(mins), acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+            if (t == T_Q5_K) summs = fmaf(dmn, (float)hsum_i32x8(mins), summs);
+        } else if (mode == KM_TILED) {
+            float r = (float)_mm512_reduce_add_epi32(_mm512_add_epi32(S[0], S[1])) * m[i].d;
+            if (t != T_Q3_K) r = fmaf(-m[i].dmin, (float)hsum_i32x8(mins), r);
+            tacc = fmaf(r, dx[i], tacc);
+        } else {
+            const float dd = m[i].d * dx[i], dm = m[i].dmin * dx[i];
+            if (mode == KM_GEMM) {
+                int32_t ml[8];
+                _mm256_storeu_si256((__m256i *)ml, mins);
+                accs = fmaf((float)_mm512_reduce_add_epi32(S[0]), dd, accs);
+                accm = fmaf((float)(ml[0] + ml[1] + ml[2] + ml[3]), dm, accm);
+                accs = fmaf((float)_mm512_reduce_add_epi32(S[1]), dd, accs);
+                accm = fmaf((float)(ml[4] + ml[5] + ml[6] + ml[7]), dm, accm);
+            } else {
+                accs = fmaf((float)_mm512_reduce_add_epi32(_mm512_add_epi32(S[0], S[1])), dd, accs);
+                accm = fmaf((float)hsum_i32x8(mins), dm, accm);
+            }
+        }
+    }
+    if (mode == KM_TILED) return tacc;
+    if (mode != KM_VEC) return accs - accm;
+    const float h = hsum8(acc);
+    return t == T_Q5_K ? h + summs : h;
+}
+#else
+static float dot_k235(int t, int mode, const uint8_t *u, const k235meta *m, const int8_t *a, const int32_t *c4,
+                      const float *dx, const int16_t *bs16, int64_t nsb) {
+    float acc[8] = {0}, summs = 0.f, tacc = 0.f, accm = 0.f;
+    int32_t lo[8], hi[8], mins[8];
+    for (int64_t i = 0; i < nsb; i++) {
+        k235_ints(u + 256 * i, a + 256 * i, c4 ? c4 + 64 * i : NULL, bs16 + 16 * i, m + i, lo, hi, mins);
+        int32_t slo = 0, shi = 0, mlo = 0, mhi = 0;
+        for (int l = 0; l < 8; l++) { slo += lo[l]; shi += hi[l]; }
+        for (int l = 0; l < 4; l++) { mlo += mins[l]; mhi += mins[l + 4]; }
+        if (mode == KM_VEC) {
+            const float d = dx[i] * m[i].d, dmn = -dx[i] * m[i].dmin;
+            if (t == T_Q2_K)
+                for (int l = 0; l < 8; l++) acc[l] = fmaf(dmn, (float)mins[l], acc[l]);
+            for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)(lo[l] + hi[l]), acc[l]);
+            if (t == T_Q5_K) summs = fmaf(dmn, (float)(mlo + mhi), summs);
+        } else if (mode == KM_TILED) {
+            float r = (float)(slo + shi) * m[i].d;
+            if (t != T_Q3_K) r = fmaf(-m[i].dmin, (float)(mlo + mhi), r);
+            tacc = fmaf(r, dx[i], tacc);
+        } else {
+            const float dd = m[i].d * dx[i], dm = m[i].dmin * dx[i];
+            if (mode == KM_GEMM) {
+                acc[0] = fmaf((float)slo, dd, acc[0]); accm = fmaf((float)mlo, dm, accm);
+                acc[0] = fmaf((float)shi, dd, acc[0]); accm = fmaf((float)mhi, dm, accm);
+            } else {
+                acc[0] = fmaf((float)(slo + shi), dd, acc[0]); accm = fmaf((float)(mlo + mhi), dm, accm);
+            }
+        }
+    }
+    if (mode == KM_TILED) return tacc;
+    if (mode != KM_VEC) return acc[0] - accm;
+    const float h = hsum8_ref(acc);
+    return t == T_Q5_K ? h + summs : h;
+}
+#endif
+
+/* rows_alone: each activation row gets the arithmetic of a batch of one (no gemm, no tiled kernel) */
+static int matmul_k235(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
+                       int nthreads, int rows_alone) {
+    const int64_t nsb = n_in / 256, row_bytes = nsb * (t == T_Q2_K ? 84 : t == T_Q3_K ? 110 : 176);
+    const int repack = t == T_Q2_K && n_out % 8 == 0;
+    const int64_t B4 = repack && !rows_alone ? B - B % 4 : 0;
+    const int mode = repack ? KM_GEMV : B >= 8 && !rows_alone ? KM_TILED : KM_VEC;
+    int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * n_in));
+    float *dx = (float *)malloc((size_t)(B * nsb) * sizeof(float));
+    int32_t *bs32 = (int32_t *)malloc((size_t)(B * nsb * 8) * sizeof(int32_t));
+    int16_t *bs16 = (int16_t *)malloc((size_t)(B * nsb * 16) * sizeof(int16_t));
+    int32_t *c4 = t == T_Q3_K ? (int32_t *)malloc((size_t)(B * n_in / 4) * sizeof(int32_t)) : NULL;
+    if (!qa || !dx || !bs32 || !bs16 || (t == T_Q3_K && !c4)) {
+        free(qa); free(dx); free(bs32); free(bs16); free(c4); return 2;
+    }
+    const int64_t BC = 64;
+    int err = 0;
+#pragma omp parallel num_threads(nthreads)
+    {
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            quant_row_q8k_exact(X + b * n_in, n_in, b < B4, qa + b * n_in, dx + b * nsb, bs32 + b * nsb * 8,
+                                bs16 + b * nsb * 16);
+            if (c4) {
+                const int8_t *q = qa + b * n_in;
+                for (int64_t k = 0; k < n_in / 4; k++)
+                    c4[b * (n_in / 4) + k] = -4 * ((int32_t)q[4 * k] + q[4 * k + 1] + q[4 * k + 2] + q[4 * k + 3]);
+            }
+        }
+        uint8_t *u = (uint8_t *)aligned_alloc(64, (size_t)n_in);
+        k235meta *meta = (k235meta *)malloc((size_t)nsb * sizeof(k235meta));
+        const int ok = u && meta;
+        if (!ok) {
+#pragma omp atomic write
+            err = 2;
+        }
+        for (int64_t b0 = 0; b0 < B; b0 += BC) {
+            const int64_t b1 = b0 + BC < B ? b0 + BC : B;
+#pragma omp for schedule(static)
+            for (int64_t o = 0; o < n_out; o++) {
+                if (!ok) continue;
+                const uint8_t *r = W + o * row_bytes;
+                k235_codes(t, r, nsb, u);
+                k235_meta_row(t, r, nsb, meta);
+                for (int64_t b = b0; b < b1; b++)
+                    Y[b * n_out + o] = dot_k235(t, b < B4 ? KM_GEMM : mode, u, meta, qa + b * n_in,
+                                                c4 ? c4 + b * (n_in / 4) : NULL, dx + b * nsb, bs16 + b * nsb * 16, nsb);
+            }
+        }
+        free(u); free(meta);
+    }
+    free(qa); free(dx); free(bs32); free(bs16); free(c4);
     return err;
 }
 
@@ -788,16 +1051,19 @@ int hq_avx512(void) {
 #endif
 }
 
-/* Y[B, n_out] = X[B, n_in] @ W[n_out, n_in]^T; W row-major GGUF blocks. Returns 0 on success. */
-int hq_matmul(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
-              int nthreads) {
+/* Y[B, n_out] = X[B, n_in] @ W[n_out, n_in]^T; W row-major GGUF blocks. rows_alone: the rows are separate sequences
+ * decoded together; the K-quants give each the arithmetic of a batch of one. Returns 0 on success. */
+int hq_matmul_rows(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
+                   int nthreads, int rows_alone) {
     qinfo qi;
     if (!type_info(t, &qi) || n_in % qi.block != 0 || B <= 0 || n_out <= 0) return 1;
     if (nthreads < 1) nthreads = 1;
     if (B * n_out * n_in < (1 << 15)) nthreads = 1;
     if (t == T_IQ4_NL) return matmul_iq4nl(W, n_out, n_in, X, B, Y, nthreads);
     if (qi.block == 32) return matmul32(t, W, n_out, n_in, X, B, Y, nthreads, &qi);
-    if (t == T_Q6_K || (t == T_Q4_K && n_out % 8 == 0)) return matmul_k_exact(t, W, n_out, n_in, X, B, Y, nthreads, &qi);
+    if (t == T_Q6_K || (t == T_Q4_K && n_out % 8 == 0))
+        return matmul_k_exact(t, W, n_out, n_in, X, B, Y, nthreads, &qi, rows_alone);
+    if (t == T_Q2_K || t == T_Q3_K || t == T_Q5_K) return matmul_k235(t, W, n_out, n_in, X, B, Y, nthreads, rows_alone);
     const int G = qi.group;
     const int64_t ng = n_in / G, nb = n_in / qi.block, row_bytes = nb * qi.size;
     const int64_t qstride = round_up(n_in, 64) + 64, gstride = round_up(ng, 16);
@@ -840,4 +1106,9 @@ int hq_matmul(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float 
     }
     free(qa); free(sa); free(S);
     return err;
+}
+
+int hq_matmul(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
+              int nthreads) {
+    return hq_matmul_rows(t, W, n_out, n_in, X, B, Y, nthreads, 0);
 }
