@@ -30,6 +30,8 @@ LIBRARIES = {
     "ggml_ops": ([CSRC / "ggml_ops.c"], ["-ffp-contract=off"]),
     # llama.cpp's reference quantizers; its reference build has no FMAs, so neither may this one
     "quantize": ([CSRC / "quantize.c"], ["-ffp-contract=off"]),
+    # F32 / F16 / BF16 weights in llama.cpp's summation orders; its FMAs are explicit
+    "fmatmul": ([CSRC / "fmatmul.c"], ["-ffp-contract=off"]),
 }
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fopenmp"]
 _NATIVE = ["-march=native"]

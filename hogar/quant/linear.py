@@ -2,8 +2,10 @@
 
 Fast path (CPU, float32 input, every quantized type): hogar.quant.kernels multiplies straight on the GGUF blocks,
 quantizing the activations to 8 bits first as llama.cpp does (Q8_0/Q8_1/Q8_K), with integer dot products.
-Reference path (float weights, CUDA tensors, no C compiler, or switched on by `set_reference(True)` or the
-environment variable HOGAR_REFERENCE=1): dequantize the whole matrix (bit-exact vs gguf) then an f32 matmul.
+Float weights (F32, F16, BF16; CPU, float32 input): hogar.quant.fkernels, as llama.cpp does it: the activations
+rounded to the weight's type, then tinyBLAS's or ggml_vec_dot's summation order.
+Reference path (CUDA tensors, no C compiler, or switched on by `set_reference(True)` or the environment variable
+HOGAR_REFERENCE=1): dequantize the whole matrix (bit-exact vs gguf) then an f32 matmul.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import torch.nn.functional as F
 from gguf import GGMLQuantizationType as QT
 
 from hogar.gguf import quants
-from hogar.quant import kernels
+from hogar.quant import fkernels, kernels
 
 _FAST_TYPES = frozenset(
     {QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0, QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K, QT.IQ4_NL}
 )
+_FLOAT_TYPES = frozenset({QT.F32, QT.F16, QT.BF16})
 _reference = os.environ.get("HOGAR_REFERENCE", "") not in ("", "0")
 
 
@@ -68,6 +71,19 @@ class QuantWeight:
             x2 = x.reshape(-1, self.shape[1])
             if x2.shape[0] > 0:
                 out = kernels.matmul_packed(self.packed, self.qtype, self.shape, x2.contiguous())
+                if out is not None:
+                    return out.view(*x.shape[:-1], self.shape[0])
+        if (
+            not _reference
+            and self.qtype in _FLOAT_TYPES
+            and x.device.type == "cpu"
+            and self.raw.device.type == "cpu"
+            and x.dtype == torch.float32
+            and self.raw.is_contiguous()
+        ):
+            x2 = x.reshape(-1, self.shape[1])
+            if x2.shape[0] > 0:
+                out = fkernels.matmul(self.raw, self.qtype, self.shape, x2.contiguous())
                 if out is not None:
                     return out.view(*x.shape[:-1], self.shape[0])
         if (
