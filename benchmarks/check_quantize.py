@@ -5,6 +5,7 @@ each took (alternating, same thread count). Needs the `reference` extra (llama-c
 Inputs (made once under benchmarks/models/, gitignored):
   smollm2-f16      SmolLM2-135M's weights dequantized to F16 by llama.cpp (rows of 576: K-quants fall back)
   smollm2-512-f16  the same weights cropped to n_embd 512, 8 heads, 2 kv heads (every row a multiple of 256)
+  synthetic-1.17b-f16  optional (--models ...): make_synthetic.py's 1.17B llama (Q8_0) back to F16, 2.3 GB
 
     .venv/bin/python benchmarks/check_quantize.py [--models smollm2-f16,smollm2-512-f16] [--types Q4_K_M,Q2_K]
         [--greedy]   also: hogar's file in llama.cpp and in hogar, greedy 32 tokens on 3 prompts (smollm2 only)
@@ -86,7 +87,13 @@ def make_inputs(threads: int) -> dict[str, Path]:
             for n in names:
                 f.write(arrays[n].tobytes())
                 f.write(bytes(writer.padded(arrays[n].nbytes, gf.alignment) - arrays[n].nbytes))
-    return {"smollm2-f16": f16, "smollm2-512-f16": crop}
+    inputs = {"smollm2-f16": f16, "smollm2-512-f16": crop}
+    big, q8 = MODELS / "synthetic-1.17b-f16.gguf", MODELS / "synthetic-1.17b-q8_0.gguf"
+    if not big.exists() and q8.exists():  # optional: the synthetic 1.17B of make_synthetic.py, back to F16
+        llama_quantize(q8, big, "F16", threads, allow_requantize=True)
+    if big.exists():
+        inputs["synthetic-1.17b-f16"] = big
+    return inputs
 
 
 def compare(a: Path, b: Path) -> dict:
