@@ -376,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser("convert", help="a Hugging Face checkpoint folder to GGUF, as convert_hf_to_gguf.py does")
     cv.add_argument("hf_dir", help="folder with config.json, *.safetensors and the tokenizer files")
     cv.add_argument("-o", "--outfile", default=None, help="the .gguf to write (default: next to the folder)")
-    cv.add_argument("--outtype", default="f16", choices=["f32", "f16", "bf16", "q8_0", "auto"])
+    cv.add_argument("--outtype", default="auto", choices=["f32", "f16", "bf16", "q8_0", "auto"],
+                    help="auto (the default, as llama.cpp's): the checkpoint's own 16-bit type, else f16")
     cv.add_argument("--allow-pickle", action="store_true",
                     help="also read .bin/.pt checkpoints (loaded with torch's weights_only=True)")
     cv.set_defaults(func=cmd_convert)
