@@ -123,7 +123,8 @@ def compare(a: Path, b: Path) -> dict:
 
 
 def greedy(path: Path, n: int = 32) -> tuple[int, int]:
-    """Prompts whose greedy continuation is the same in llama.cpp and hogar, and their number."""
+    """Prompts whose greedy continuation (up to n tokens or the end of generation) is the same in llama.cpp and
+    hogar, and their number."""
     import llama_cpp
 
     import hogar
@@ -136,12 +137,14 @@ def greedy(path: Path, n: int = 32) -> tuple[int, int]:
         llm.reset()
         ref = []
         for tok in llm.generate(ids, temp=0.0, top_k=1):
+            if model.tokenizer.is_eog(tok):
+                break
             ref.append(tok)
             if len(ref) == n:
                 break
         model.reset()
-        ours = model.generate(ids, temperature=0, max_tokens=n, ignore_eos=True).tokens
-        same += list(ours[:len(ref)]) == ref
+        ours = model.generate(ids, temperature=0, max_tokens=n).tokens
+        same += list(ours) == ref
     return same, len(PROMPTS)
 
 

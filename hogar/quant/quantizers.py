@@ -55,7 +55,7 @@ def quantize(data: np.ndarray, qtype: GGMLQuantizationType, n_threads: int | Non
     if n_per_row % block:
         raise ValueError(f"{qtype.name} needs rows of a multiple of {block} values, not {n_per_row}")
     if qtype == T.F32:
-        return data.view(np.uint8).copy()
+        return data.view(np.uint8)  # shares the input's memory
     if qtype == T.F16:
         return _to_f16(data).view(np.uint8)
     if qtype == T.BF16:
@@ -78,11 +78,24 @@ def quantize(data: np.ndarray, qtype: GGMLQuantizationType, n_threads: int | Non
     return out
 
 
+def _torch_cast(data: np.ndarray, dtype) -> np.ndarray:
+    """float32 -> 16-bit bits through torch, which converts on all threads (numpy uses one)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # a read-only input (an mmap view) is only read
+        warnings.simplefilter("ignore", UserWarning)
+        t = torch.from_numpy(data)
+    return t.to(dtype).view(torch.int16).numpy().view(np.uint16)
+
+
 def _to_f16(data: np.ndarray) -> np.ndarray:
-    """ggml_compute_fp32_to_fp16: numpy's cast (round to nearest even, overflow to inf, subnormals kept), except that
-    every NaN becomes sign | 0x7e00."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        h = data.astype(np.float16).view(np.uint16)
+    """ggml_compute_fp32_to_fp16: round to nearest even, overflow to inf, subnormals kept (torch's and numpy's cast),
+    except that every NaN becomes sign | 0x7e00."""
+    import torch
+
+    h = _torch_cast(data, torch.float16)
     nan = np.isnan(data)
     if nan.any():
         h[nan] = (data.view(np.uint32)[nan] >> 16 & 0x8000 | 0x7E00).astype(np.uint16)
@@ -90,15 +103,12 @@ def _to_f16(data: np.ndarray) -> np.ndarray:
 
 
 def _to_bf16(data: np.ndarray) -> np.ndarray:
-    """ggml_compute_fp32_to_bf16: the high 16 bits, rounded to nearest even; a NaN keeps its high half, made quiet."""
-    u = data.view(np.uint32)
-    r = u >> 16  # in place from here: (u + 0x7fff + (u >> 16 & 1)) >> 16
-    r &= 1
-    r += 0x7FFF
-    r += u
-    r >>= 16
-    h = r.astype(np.uint16)
+    """ggml_compute_fp32_to_bf16: the high 16 bits, rounded to nearest even (torch's cast, the same for every
+    non-NaN value); a NaN keeps its high half, made quiet."""
+    import torch
+
+    h = _torch_cast(data, torch.bfloat16)
     nan = np.isnan(data)
     if nan.any():
-        h[nan] = (u[nan] >> 16 | 64).astype(np.uint16)
+        h[nan] = (data.view(np.uint32)[nan] >> 16 | 64).astype(np.uint16)
     return h

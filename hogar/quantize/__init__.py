@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +65,32 @@ def _to_f32(gf: GGUFFile, name: str, row0: int, rows: int) -> np.ndarray:
     if info.type in (QT.F16, QT.BF16):  # torch converts on all threads, exactly
         return t.view(torch.float16 if info.type == QT.F16 else torch.bfloat16).float().numpy().reshape(rows, n_cols)
     return quants.dequantize(t, info.type, (rows, n_cols)).numpy()
+
+
+class _Writer:
+    """Writes on a thread of its own, in order, while the next slab is converted: the disk and the CPU overlap.
+    At most two slabs wait, so memory stays bounded."""
+
+    def __init__(self, f) -> None:
+        self.f, self.pool, self.pending = f, ThreadPoolExecutor(1), deque()
+
+    def then(self, fn, *args) -> None:
+        self.pending.append(self.pool.submit(fn, *args))
+        while len(self.pending) > 2:
+            self.pending.popleft().result()
+
+    def put(self, data) -> None:
+        self.then(self.f.write, data)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            for fut in self.pending:
+                fut.result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _progress(total: int, enabled: bool):
@@ -119,21 +147,21 @@ def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
     bar = _progress(sum(gf.tensors[n].n_bytes for n in order), progress)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
+        with os.fdopen(fd, "wb") as f, _Writer(f) as out:
+            out.put(header)
             for n in order:
                 info, new = gf.tensors[n], types[n]
                 if new == info.type:
-                    f.write(gf.tensor_bytes(n))
+                    out.put(gf.tensor_bytes(n))
                 else:
                     n_cols = info.shape[-1]
                     n_rows = info.n_elements // n_cols
                     step = max(1, _SLAB_BYTES // (4 * n_cols))
                     for r0 in range(0, n_rows, step):
                         rows = min(step, n_rows - r0)
-                        f.write(quantizers.quantize(_to_f32(gf, n, r0, rows), new, n_threads).data)
-                f.write(bytes(-out_bytes(n) % align))
-                gf.release(n)
+                        out.put(quantizers.quantize(_to_f32(gf, n, r0, rows), new, n_threads).data)
+                out.put(bytes(-out_bytes(n) % align))
+                out.then(gf.release, n)  # once its bytes are written, the input's pages can go
                 if bar is not None:
                     bar.update(info.n_bytes)
         os.replace(tmp, dst)
