@@ -51,9 +51,9 @@ class Report:
         return self.size_out * 8 / max(1, self.n_elements)
 
 
-def _to_f32(gf: GGUFFile, name: str, row0: int, rows: int) -> np.ndarray:
+def _to_f32(gf: GGUFFile, name: str, row0: int, rows: int, buf: torch.Tensor) -> np.ndarray:
     """Rows [row0, row0 + rows) of a tensor as float32 [rows, n_cols] (exact for F16/BF16, ggml's dequantization
-    for quantized types)."""
+    for quantized types); F16/BF16 are converted into `buf` (reused memory: fresh pages cost a fault each)."""
     info = gf.tensors[name]
     n_cols = info.shape[-1]
     block, size = GGML_QUANT_SIZES[info.type]
@@ -63,7 +63,9 @@ def _to_f32(gf: GGUFFile, name: str, row0: int, rows: int) -> np.ndarray:
         return raw.view(np.float32).reshape(rows, n_cols)
     t = from_numpy_bytes(raw)
     if info.type in (QT.F16, QT.BF16):  # torch converts on all threads, exactly
-        return t.view(torch.float16 if info.type == QT.F16 else torch.bfloat16).float().numpy().reshape(rows, n_cols)
+        out = buf[: rows * n_cols]
+        out.copy_(t.view(torch.float16 if info.type == QT.F16 else torch.bfloat16))
+        return out.numpy().reshape(rows, n_cols)
     return quants.dequantize(t, info.type, (rows, n_cols)).numpy()
 
 
@@ -146,6 +148,7 @@ def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type
 
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
     bar = _progress(sum(gf.tensors[n].n_bytes for n in order), progress)
+    ring = [torch.empty(_SLAB_BYTES // 4 + max(i.shape[-1] for i in gf.tensors.values())) for _ in range(3)]
     try:
         with os.fdopen(fd, "wb") as f, _Writer(f) as out:
             out.put(header)
@@ -159,7 +162,8 @@ def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type
                     step = max(1, _SLAB_BYTES // (4 * n_cols))
                     for r0 in range(0, n_rows, step):
                         rows = min(step, n_rows - r0)
-                        out.put(quantizers.quantize(_to_f32(gf, n, r0, rows), new, n_threads).data)
+                        buf = ring[r0 // step % len(ring)]  # free again: the writer keeps at most two slabs
+                        out.put(quantizers.quantize(_to_f32(gf, n, r0, rows, buf), new, n_threads).data)
                 out.put(bytes(-out_bytes(n) % align))
                 out.then(gf.release, n)  # once its bytes are written, the input's pages can go
                 if bar is not None:
