@@ -164,10 +164,17 @@ def main() -> int:
     print("|---|---|---:|---:|---|---:|---:|---:|" + ("---:|" if a.greedy else ""))
     for model in a.models.split(","):
         src = inputs[model]
-        for t in a.types.split(","):
+        for i, t in enumerate(a.types.split(",")):
             ref, ours = MODELS / f"ref-{model}-{t}.gguf", MODELS / f"hogar-{model}-{t}.gguf"
-            t_ref = llama_quantize(src, ref, t, a.threads)
-            t_ours = quantize_file(src, ours, t, n_threads=a.threads).seconds
+            # each timed run starts with no dirty pages of the other's output still being written back, and the
+            # order alternates from one type to the next
+            runs = [lambda src=src, ref=ref, t=t: llama_quantize(src, ref, t, a.threads),
+                    lambda src=src, ours=ours, t=t: quantize_file(src, ours, t, n_threads=a.threads).seconds]
+            times = {}
+            for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+                os.sync()
+                times[k] = runs[k]()
+            t_ref, t_ours = times[0], times[1]
             c = compare(ref, ours)
             pct = 100.0 * c["same_blocks"] / max(1, c["blocks"])
             row = (f"| {model} | {t} | {c['same_type']}/{c['tensors']} | {pct:.3f}% "
