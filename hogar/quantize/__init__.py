@@ -113,7 +113,7 @@ def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type
 
     t0 = time.perf_counter()
     try:
-        name, ftype, default_type = mix.preset(type_name)
+        _, ftype, default_type = mix.preset(type_name)
         out_t = mix.tensor_type(output_tensor_type) if output_tensor_type else None
         embd_t = mix.tensor_type(token_embedding_type) if token_embedding_type else None
         options = mix.Options(ftype, default_type, pure=pure, output_tensor_type=out_t, token_embedding_type=embd_t)
@@ -146,7 +146,10 @@ def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type
     kvs.append(writer.encode_kv("general.file_type", GGUFValueType.UINT32, int(ftype)))
     header = writer.encode_header(kvs, [(n, gf.tensors[n].shape, types[n]) for n in order], align)
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    except OSError as e:
+        raise HogarError(f"{dst.parent}: cannot write there ({e.strerror}); choose another output path") from None
     bar = _progress(sum(gf.tensors[n].n_bytes for n in order), progress)
     ring = [torch.empty(_SLAB_BYTES // 4 + max(i.shape[-1] for i in gf.tensors.values())) for _ in range(3)]
     try:
@@ -169,6 +172,9 @@ def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type
                 if bar is not None:
                     bar.update(info.n_bytes)
         os.replace(tmp, dst)
+    except OSError as e:  # a full disk, a file system that refuses the size: nothing half-written stays
+        os.unlink(tmp)
+        raise HogarError(f"{dst}: cannot write ({e.strerror or e}); free some space or choose another path") from None
     except BaseException:
         os.unlink(tmp)
         raise
