@@ -66,41 +66,28 @@ class QuantWeight:
         """Embedding lookup: dequantize only the rows asked for."""
         return quants.dequantize_rows(self.raw, self.qtype, ids.reshape(-1), self.shape[1]).reshape(*ids.shape, -1)
 
+    def _fast(self, x2: torch.Tensor) -> torch.Tensor | None:
+        """x2 [B, n_in] float32 CPU contiguous -> [B, n_out] by this weight's C kernel: the packed one, else the one
+        on the GGUF bytes (float or quantized); None where none applies."""
+        if self.packed is not None:
+            out = kernels.matmul_packed(self.packed, self.qtype, self.shape, x2)
+            if out is not None:
+                return out
+        if self.raw.device.type != "cpu" or not self.raw.is_contiguous():
+            return None
+        if self.qtype in _FLOAT_TYPES:
+            return fkernels.matmul(self.raw, self.qtype, self.shape, x2)
+        if self.qtype in _FAST_TYPES and kernels.supported(self.qtype):
+            return kernels.matmul(self.raw, self.qtype, self.shape, x2)
+        return None
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is not None and not _reference and x.dtype == torch.float32 and x.device.type == "cpu":
+        if not _reference and x.dtype == torch.float32 and x.device.type == "cpu":
             x2 = x.reshape(-1, self.shape[1])
             if x2.shape[0] > 0:
-                out = kernels.matmul_packed(self.packed, self.qtype, self.shape, x2.contiguous())
+                out = self._fast(x2.contiguous())
                 if out is not None:
                     return out.view(*x.shape[:-1], self.shape[0])
-        if (
-            not _reference
-            and self.qtype in _FLOAT_TYPES
-            and x.device.type == "cpu"
-            and self.raw.device.type == "cpu"
-            and x.dtype == torch.float32
-            and self.raw.is_contiguous()
-        ):
-            x2 = x.reshape(-1, self.shape[1])
-            if x2.shape[0] > 0:
-                out = fkernels.matmul(self.raw, self.qtype, self.shape, x2.contiguous())
-                if out is not None:
-                    return out.view(*x.shape[:-1], self.shape[0])
-        if (
-            not _reference
-            and self.qtype in _FAST_TYPES
-            and x.device.type == "cpu"
-            and self.raw.device.type == "cpu"
-            and x.dtype == torch.float32
-            and self.raw.is_contiguous()
-            and kernels.supported(self.qtype)
-        ):
-            n_out, n_in = self.shape
-            x2 = x.reshape(-1, n_in).contiguous()
-            if x2.shape[0] > 0:
-                out = kernels.matmul(self.raw, self.qtype, self.shape, x2)
-                if out is not None:
-                    return out.view(*x.shape[:-1], n_out)
         return F.linear(x, self.dequantize(x.dtype))
 
 
