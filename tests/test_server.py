@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -295,6 +296,12 @@ def test_api_key() -> None:
     proc, url = _start("-c", "256", "--parallel", "1", "--api-key", KEY)
     try:
         assert httpx.get(url + "/health").status_code == 200  # health stays open for probes
+        assert httpx.get(url + "/").status_code == 200  # so does the chat page, which then asks for the key
+        assert httpx.get(url + "/ui/js/main.js").status_code == 200
+        conn = http.client.HTTPConnection(url.removeprefix("http://"))  # sends the path as is, dots and all
+        conn.request("GET", "/ui/../v1/models")
+        assert conn.getresponse().status == 404  # the static files stay in their folder and the API is not reached
+        assert httpx.get(url + "/v1/models").status_code == 401
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
             r = httpx.post(url + CHAT, json={"messages": HI, "max_tokens": 2}, headers=headers)
             assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"

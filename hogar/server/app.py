@@ -1,5 +1,6 @@
 """The OpenAI-compatible HTTP face of one loaded model (FastAPI): /v1/models, /v1/completions, /v1/chat/completions
-(server-sent events when streaming), /v1/embeddings, llama-server's /tokenize and /detokenize, /health, /metrics.
+(server-sent events when streaming), /v1/embeddings, llama-server's /tokenize and /detokenize, /health, /metrics,
+and the chat page at / (static files under /ui/, a client of /v1 only).
 Every request becomes scheduler Jobs; this module only parses, checks and shapes."""
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 
 from hogar.api import sampling_params
@@ -35,6 +37,21 @@ from hogar.server.schemas import (
 from hogar.tokenizer.chat import validate_messages
 
 MAX_BODY = 8 << 20
+WEBUI = Path(__file__).parent / "webui"
+# The page loads nothing from another host; only the API address is the user's to choose (the Server dialog).
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src *; object-src 'none'; base-uri 'none'; form-action 'none'; "
+                               "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+PAGE_HEADER_LIST = [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()]
+
+
+def _public(path: str) -> bool:
+    """The health check and the page's static files need no API key: the page asks for it, then sends it to /v1."""
+    return path in ("/health", "/v1/health", "/") or path.startswith("/ui/")
 
 
 class ApiError(Exception):
@@ -56,7 +73,7 @@ def _validation_message(e: ValidationError) -> tuple[str, str | None]:
 
 class _Guard:
     """Pure ASGI middleware (Starlette's BaseHTTPMiddleware would hide client disconnects from the endpoints): the
-    API key, the declared body size, and a count of responses by status for /metrics."""
+    API key, the declared body size, a count of responses by status for /metrics, and the page's security headers."""
 
     def __init__(self, app: Any, server: Server) -> None:
         self.app, self.server = app, server
@@ -67,7 +84,7 @@ class _Guard:
         srv = self.server
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         error = None
-        if srv.api_key and scope["path"] not in ("/health", "/v1/health") and scope["method"] != "OPTIONS":
+        if srv.api_key and not _public(scope["path"]) and scope["method"] != "OPTIONS":
             given = headers.get("authorization", "")
             given = given[7:] if given.lower().startswith("bearer ") else headers.get("x-api-key", "")
             if not hmac.compare_digest(given.encode(), srv.api_key.encode()):
@@ -81,9 +98,13 @@ class _Guard:
             srv.http[error.status] += 1
             return await error.response()(scope, receive, send)
 
+        page = scope["path"] == "/" or scope["path"].startswith("/ui/")
+
         async def counting_send(message: dict) -> None:
             if message["type"] == "http.response.start":
                 srv.http[message["status"]] += 1
+                if page:
+                    message["headers"] = [*message.get("headers", []), *PAGE_HEADER_LIST]
             await send(message)
 
         await self.app(scope, receive, counting_send)
@@ -140,6 +161,9 @@ class Server:
         app.add_api_route("/v1/embeddings", self.embeddings, methods=["POST"])
         app.add_api_route("/tokenize", self.tokenize, methods=["POST"])
         app.add_api_route("/detokenize", self.detokenize, methods=["POST"])
+        app.add_api_route("/", self.page, methods=["GET", "HEAD"])
+        app.mount("/ui", StaticFiles(directory=WEBUI), name="ui")
+
         return app
 
     async def _parse(self, request: Request, schema: type[BaseModel]) -> Any:
@@ -252,6 +276,9 @@ class Server:
                                  for a, v in lp.get("top", [])]}
 
     # ---- endpoints --------------------------------------------------------------------------------------------
+
+    async def page(self) -> FileResponse:
+        return FileResponse(WEBUI / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def health(self) -> dict:
         return {"status": "ok", "slots_idle": len(self.scheduler.free), "slots_processing": self.scheduler.busy}

@@ -1,0 +1,102 @@
+// Conversations live in this browser's IndexedDB (one record per conversation), so the page stays a plain client of
+// any OpenAI-compatible /v1 API and needs nothing stored on the server. Export/import moves them between browsers.
+
+const DB_NAME = 'hogar-chat';
+const STORE = 'conversations';
+export const EXPORT_FORMAT = 'hogar-chat';
+const ROLES = new Set(['system', 'user', 'assistant']);
+
+function request(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+export class Store {
+  constructor(db) {
+    this.db = db;            // null: IndexedDB unavailable, records kept in memory only
+    this.memory = new Map();
+  }
+
+  static async open() {
+    if (!('indexedDB' in window)) return new Store(null);
+    try {
+      const req = indexedDB.open(DB_NAME, 1);
+      req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: 'id' });
+      const db = await request(req);
+      navigator.storage?.persist?.().catch(() => {});  // ask the browser not to evict the chats under disk pressure
+      return new Store(db);
+    } catch {
+      return new Store(null);
+    }
+  }
+
+  get persistent() { return this.db !== null; }
+
+  async _tx(mode, fn) {
+    const tx = this.db.transaction(STORE, mode);
+    const result = fn(tx.objectStore(STORE));
+    await new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error || new Error('the browser refused to store the conversation'));
+    });
+    return result;
+  }
+
+  async all() {
+    if (!this.db) return [...this.memory.values()];
+    return request(this.db.transaction(STORE).objectStore(STORE).getAll());
+  }
+
+  async put(conversation) {
+    const copy = structuredClone(conversation);
+    if (!this.db) { this.memory.set(copy.id, copy); return; }
+    await this._tx('readwrite', (s) => s.put(copy));
+  }
+
+  async delete(id) {
+    if (!this.db) { this.memory.delete(id); return; }
+    await this._tx('readwrite', (s) => s.delete(id));
+  }
+}
+
+export function newId() {
+  return (crypto.randomUUID ? crypto.randomUUID() : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`);
+}
+
+export function exportDocument(conversations) {
+  return { format: EXPORT_FORMAT, version: 1, exported: new Date().toISOString(), conversations };
+}
+
+// Accepts this page's export, a list of conversations, or one conversation. Throws an Error saying what is wrong.
+export function parseImport(text) {
+  let doc;
+  try { doc = JSON.parse(text); } catch (e) { throw new Error(`the file is not JSON (${e.message})`); }
+  const list = Array.isArray(doc) ? doc : Array.isArray(doc?.conversations) ? doc.conversations : [doc];
+  return list.map((c, i) => {
+    const where = `conversation ${i + 1}`;
+    if (!c || typeof c !== 'object' || !Array.isArray(c.messages)) throw new Error(`${where} has no "messages" list`);
+    const messages = c.messages.map((m, j) => {
+      if (!m || !ROLES.has(m.role) || typeof m.content !== 'string') {
+        throw new Error(`${where}, message ${j + 1}: needs a role (system, user or assistant) and text content`);
+      }
+      return m;
+    });
+    const now = Date.now();
+    const settings = c.settings && typeof c.settings === 'object' ? { ...c.settings } : {};
+    while (messages.length && messages[0].role === 'system') {  // chats from elsewhere: the system prompt is a setting here
+      settings.system = [settings.system, messages.shift().content].filter(Boolean).join('\n\n');
+    }
+    return {
+      ...c,
+      id: typeof c.id === 'string' && c.id ? c.id : newId(),
+      title: typeof c.title === 'string' && c.title ? c.title : 'Imported chat',
+      created: Number(c.created) || now,
+      updated: Number(c.updated) || now,
+      settings,
+      messages: messages.filter((m) => m.role !== 'system'),
+    };
+  });
+}
