@@ -236,8 +236,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
     server = Server(model, name=a.model_opt or a.model, n_slots=a.parallel, api_key=api_key,
                     cors=[o.strip() for o in a.cors.split(",") if o.strip()] if a.cors else None,
                     max_body=a.max_body)
-    print(f"hogar: serving {server.model_id} on http://{a.host}:{a.port}/v1 ({a.parallel} slots, context "
-          f"{model.n_ctx} each)", file=sys.stderr, flush=True)
+    shown = f"[{a.host}]" if ":" in a.host else a.host
+    print(f"hogar: serving {server.model_id} on http://{shown}:{a.port}/v1 ({a.parallel} slots, context "
+          f"{model.n_ctx} each); chat page: http://{shown}:{a.port}/", file=sys.stderr, flush=True)
     uvicorn.run(server.app, host=a.host, port=a.port, log_level="warning", access_log=False)
     return 0
 

@@ -265,6 +265,22 @@ def test_stop_ends_the_reply_and_frees_the_server(page: tuple[Page, Watch], serv
     assert len(cancelled) == 2 and cancelled[1] == cancelled[0] + 1, cancelled
 
 
+def test_deleting_a_conversation_while_it_streams(page: tuple[Page, Watch]) -> None:
+    pg, _ = page
+    _settings(pg, max_tokens="600")
+    _send(pg, "Tell me a long story about the sea.")
+    expect(pg.locator(".msg.assistant.streaming .body")).not_to_be_empty(timeout=60_000)
+    pg.locator("#conversations li .delete").click()
+    pg.click("#ask-ok")
+    _wait_done(pg, timeout=5_000)
+    expect(pg.locator("#conversations li")).to_have_count(0)
+    time.sleep(1.5)  # past the page's periodic save
+    assert _stored(pg) == []
+    pg.reload()
+    pg.wait_for_selector("html[data-ready]")
+    expect(pg.locator("#conversations li")).to_have_count(0)
+
+
 def test_reload_keeps_conversations_and_the_list_can_search_rename_delete(page: tuple[Page, Watch]) -> None:
     pg, _ = page
     _settings(pg, **GREEDY)
@@ -341,6 +357,7 @@ def test_server_error_is_shown_in_one_clear_line(page: tuple[Page, Watch]) -> No
 CODE = "def reverse(s: str) -> str:\n    return s[::-1]"
 MARKDOWN = (f"Here it is:\n\n```python\n{CODE}\n```\n\nA table:\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
             "![tracker](http://example.com/pixel.png) <img src=x onerror=alert(1)> <script>alert(2)</script>\n\n"
+            '<div id="input">not the message box</div> <span id="stop">x</span> <dialog open>hi</dialog>\n\n'
             "A very long word: " + "x" * 400 + "\n\n```\n" + "y = 1  # " + "z" * 400 + "\n```\n")
 
 
@@ -361,6 +378,8 @@ def test_markdown_code_highlight_and_copy(browser: Browser, server: str, tmp_pat
     expect(pg.locator(".msg.assistant img")).to_have_count(0)
     expect(pg.locator(".msg.assistant a", has_text="[image: tracker]")).to_have_attribute("rel", "noopener noreferrer")
     expect(pg.locator(".msg.assistant script")).to_have_count(0)
+    expect(pg.locator(".msg.assistant dialog")).to_have_count(0)
+    assert pg.evaluate("document.querySelectorAll('[id=input], [id=stop]').length") == 2, "a reply took a page id"
     code.locator(".copy-code").click()
     expect(code.locator(".copy-code")).to_have_text("Copied")
     assert pg.evaluate("navigator.clipboard.readText()") == CODE
@@ -389,6 +408,22 @@ def test_export_then_import_in_another_browser(page: tuple[Page, Watch], browser
     expect(fresh.locator("#conversations li")).to_have_count(2)
     fresh.set_input_files("#import-file", str(exported))
     expect(fresh.locator("#banner")).to_contain_text("Imported 0 conversations (2 already here)")
+    odd = tmp_path / "odd.json"  # one id twice, and fields of the wrong type: both kept, nothing breaks
+    twin = {**_chat("Twin", "a"), "id": "twin", "settings": {"temperature": "hot", "system": 3}}
+    twin["messages"][1]["stats"] = {"tps": "9"}
+    odd.write_text(json.dumps([twin, {**twin, "title": "Twin copy", "messages": twin["messages"][:1]}]))
+    fresh.set_input_files("#import-file", str(odd))
+    expect(fresh.locator("#banner")).to_contain_text("Imported 2 conversations")
+    expect(fresh.locator("#conversations li")).to_have_count(4)
+    assert len(_stored(fresh)) == 4
+    fresh.locator("#conversations .open", has_text="Twin copy").click()
+    expect(fresh.locator(".msg")).to_have_count(1)
+    fresh.locator("#conversations .open", has_text=re.compile(r"^Twin\d")).click()  # title, then the date
+    expect(fresh.locator(".msg")).to_have_count(2)
+    for _ in range(2):
+        fresh.locator("#conversations li .delete").first.click()
+        fresh.click("#ask-ok")
+    expect(fresh.locator("#conversations li")).to_have_count(2)
     bad = tmp_path / "bad.json"
     bad.write_text('{"conversations": [{"title": "x"}]}')
     fresh.set_input_files("#import-file", str(bad))

@@ -1,12 +1,11 @@
 // The chat page: conversations (IndexedDB), a streamed reply at a time, per-conversation settings.
 import { Api, ApiError } from './api.js';
 import { copyText, renderInto } from './markdown.js';
-import { exportDocument, newId, parseImport, Store } from './store.js';
+import { exportDocument, newId, parseImport, SETTINGS as NUMBERS, Store } from './store.js';
 
 // llama.cpp's sampling defaults; empty max tokens and seed mean "until the model stops" and "random".
 const DEFAULTS = { system: '', temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1.0,
   max_tokens: null, seed: null };
-const NUMBERS = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty', 'max_tokens', 'seed'];
 const INTEGERS = new Set(['top_k', 'max_tokens', 'seed']);
 const SAVE_EVERY_MS = 1000;
 
@@ -91,6 +90,7 @@ function draft() {
 const isSaved = (conv) => state.conversations.includes(conv);
 
 async function save(conv) {
+  if (conv.deleted) return;  // a reply still ending must not bring it back
   conv.updated = Date.now();
   if (!isSaved(conv)) {
     state.conversations.unshift(conv);
@@ -134,17 +134,20 @@ async function rename(conv) {
   await save(conv);
   renderList();
   renderTitle();
+  $('conversations').querySelector('li.current .rename')?.focus();
 }
 
 async function remove(conv) {
   const yes = await ask({ title: 'Delete conversation?', text: `\u201c${conv.title}\u201d will be deleted from this ` +
     'browser. Export first if you want to keep a copy.', ok: 'Delete' });
   if (!yes) return;
+  conv.deleted = true;
   if (state.streaming?.conv === conv) state.streaming.controller.abort();
   state.conversations = state.conversations.filter((c) => c !== conv);
   try { await state.store.delete(conv.id); } catch (e) { showError(`Could not delete: ${e?.message || e}`); }
   if (state.current === conv) open(state.conversations[0] || draft());
   else renderList();
+  ($('conversations').querySelector('.open') || $('new-chat')).focus();
 }
 
 // ---- the conversation list ----------------------------------------------------------------------------------------
@@ -195,13 +198,23 @@ function messageMeta(msg) {
   return parts.join(' \u00b7 ');
 }
 
+const rendered = new WeakMap();  // message -> { content, html }
+
 function messageNode(conv, msg, index) {
   const isLast = index === conv.messages.length - 1;
   const node = el('article', { className: `msg ${msg.role}` });
   node.dataset.index = index;
   const body = el('div', { className: 'body' });
   if (msg.role === 'user') body.textContent = msg.content;
-  else renderInto(body, msg.content, { final: state.streaming?.msg !== msg });
+  else if (state.streaming?.msg === msg) renderInto(body, msg.content, { final: false });
+  else {
+    const cached = rendered.get(msg);  // sanitized and highlighted already: reopening a chat is cheap
+    if (cached?.content === msg.content) body.innerHTML = cached.html;
+    else {
+      renderInto(body, msg.content, { final: true });
+      rendered.set(msg, { content: msg.content, html: body.innerHTML });
+    }
+  }
   node.append(el('div', { className: 'role', textContent: msg.role === 'user' ? 'You' : 'Assistant' }), body);
   if (msg.error) node.append(el('div', { className: 'error', textContent: msg.error }));
   const meta = messageMeta(msg);
@@ -265,6 +278,7 @@ function startEdit(conv, index, node) {
     if (!text || state.streaming) return;
     conv.messages = conv.messages.slice(0, index);
     conv.messages.push({ role: 'user', content: text });
+    conv.usage = null;
     if (index === 0 && !conv.titleEdited) conv.title = titleFrom(text);
     generate(conv);
   };
@@ -281,6 +295,7 @@ function startEdit(conv, index, node) {
 function regenerate(conv) {
   if (state.streaming) return;
   while (conv.messages.length && conv.messages[conv.messages.length - 1].role === 'assistant') conv.messages.pop();
+  conv.usage = null;
   if (conv.messages.length) generate(conv);
 }
 
@@ -363,10 +378,10 @@ async function generate(conv) {
       msg.stopped = true;
     } else if (e instanceof ApiError && e.kind === 'auth' && !msg.content) {
       conv.messages.pop();
-      finishStream(conv);
+      finishStream();
       await save(conv);
       if (await askForKey()) return generate(conv);
-      showError(e.message);
+      showError(`${e.message} Set the key under Server, then Retry.`, () => generate(conv));
       return;
     } else {
       msg.error = e instanceof ApiError ? e.message : `Unexpected error: ${e?.message || e}`;
@@ -376,16 +391,16 @@ async function generate(conv) {
   const tokens = usage?.completion_tokens ?? s.chunks;
   const seconds = (s.last - s.first) / 1000;
   msg.stats = { tokens, tps: s.chunks > 1 && seconds > 0 ? (s.chunks - 1) / seconds : null };
-  if (usage) conv.usage = usage;
-  finishStream(conv);
+  conv.usage = usage;  // null after a stop: the context figure is unknown until the next full reply
+  finishStream();
   await save(conv);
 }
 
-function finishStream(conv) {
+function finishStream() {
   state.streaming = null;
   setBusy(false);
   renderList();
-  if (state.current === conv) renderConversation();
+  renderConversation();
 }
 
 function stop() { state.streaming?.controller.abort(); }
@@ -458,7 +473,13 @@ function renderModelPick() {
   pick.value = wanted;
 }
 
-async function askForKey() {
+let keyPrompt = null;
+function askForKey() {
+  keyPrompt ??= promptForKey().finally(() => { keyPrompt = null; });
+  return keyPrompt;
+}
+
+async function promptForKey() {
   const key = await ask({ title: 'API key needed', text: `The server at ${state.api.base} asks for an API key ` +
     '(hogar serve --api-key). It is kept in this browser.', label: 'API key', type: 'password', ok: 'Use key' });
   if (!key) return false;
@@ -515,23 +536,32 @@ async function importFile(file) {
   const byId = new Map(state.conversations.map((c) => [c.id, c]));
   let added = 0;
   let same = 0;
+  let failed = '';
   for (const conv of incoming) {
     const existing = byId.get(conv.id);
     if (existing && JSON.stringify(existing.messages) === JSON.stringify(conv.messages)) { same += 1; continue; }
     if (existing) conv.id = newId();  // never overwrite a chat that differs: keep both
+    try {
+      await state.store.put(conv);
+    } catch (e) {
+      failed = `${e?.message || e}`;
+      break;
+    }
     state.conversations.push(conv);
-    try { await state.store.put(conv); } catch (e) { showError(`Could not store an imported chat: ${e?.message || e}`); return; }
+    byId.set(conv.id, conv);
     added += 1;
   }
   state.conversations.sort((a, b) => b.updated - a.updated);
   renderList();
-  showNotice(`Imported ${added} conversation${added === 1 ? '' : 's'}${same ? ` (${same} already here)` : ''}.`);
+  if (failed) showError(`Imported ${added} conversations, then the browser refused to store more (${failed}).`);
+  else showNotice(`Imported ${added} conversation${added === 1 ? '' : 's'}${same ? ` (${same} already here)` : ''}.`);
 }
 
 // ---- the drawer at phone width ------------------------------------------------------------------------------------
 
 function openSidebar() {
   $('sidebar').classList.add('open');
+  $('main').inert = true;
   $('scrim').hidden = false;
   $('open-sidebar').setAttribute('aria-expanded', 'true');
   ($('sidebar').querySelector('[aria-current]') || $('new-chat')).focus();
@@ -540,6 +570,7 @@ function openSidebar() {
 function closeSidebar() {
   if (!$('sidebar').classList.contains('open')) return;
   $('sidebar').classList.remove('open');
+  $('main').inert = false;
   $('scrim').hidden = true;
   $('open-sidebar').setAttribute('aria-expanded', 'false');
 }
@@ -567,8 +598,11 @@ function wire() {
   placeholder();
   $('stop').addEventListener('click', stop);
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape' && state.streaming && !document.querySelector('dialog[open]')) stop();
-    if (e.key === 'Escape') closeSidebar();
+    if (e.key !== 'Escape') return;
+    const at = document.activeElement;
+    const inChat = at === document.body || at === $('input') || at === $('stop') || $('messages').contains(at);
+    if (state.streaming && inChat && !document.querySelector('dialog[open]')) stop();
+    else if ($('sidebar').classList.contains('open')) { closeSidebar(); $('open-sidebar').focus(); }
   });
   $('new-chat').addEventListener('click', newChat);
   $('search').addEventListener('input', () => { state.filter = $('search').value; renderList(); });
@@ -592,6 +626,12 @@ function wire() {
     prefs.model = $('model').value;
     if (isSaved(state.current)) save(state.current);
     renderStatus();
+  });
+  window.addEventListener('pagehide', () => {
+    const s = state.streaming;
+    if (!s) return;
+    s.msg.stopped = true;
+    save(s.conv);
   });
   $('banner-close').addEventListener('click', clearError);
   $('banner-retry').addEventListener('click', () => { const again = retryAction; clearError(); again?.(); });
@@ -626,7 +666,6 @@ function wire() {
 }
 
 async function main() {
-  wire();
   state.store = await Store.open();
   if (!state.store.persistent) showError('This browser gives the page no storage: conversations will be lost on reload.');
   state.api = new Api(prefs.base, prefs.key);
@@ -636,6 +675,7 @@ async function main() {
     showError(`Could not read the saved conversations: ${e?.message || e}`);
   }
   open(state.conversations.find((c) => c.id === prefs.open) || draft());
+  wire();
   document.documentElement.dataset.ready = 'true';
   await loadModels();
 }

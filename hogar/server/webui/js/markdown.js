@@ -20,10 +20,12 @@ hljs.configure({ ignoreUnescapedHTML: true });
 
 const PURIFY = {
   FORBID_TAGS: ['img', 'picture', 'source', 'video', 'audio', 'iframe', 'style', 'form', 'input', 'button',
-    'textarea', 'select', 'link', 'meta', 'svg', 'math'],
+    'textarea', 'select', 'link', 'meta', 'svg', 'math', 'dialog'],
   FORBID_ATTR: ['style', 'srcset', 'background', 'poster'],
+  SANITIZE_NAMED_PROPS: true,  // a reply's id="input" becomes user-content-input: it cannot stand in for the page's own
 };
 const AUTO_DETECT_LIMIT = 6000;  // characters; guessing the language of bigger unlabelled blocks costs too much
+const HIGHLIGHT_LIMIT = 100000;  // characters; bigger blocks stay plain rather than block the page
 
 export function renderInto(element, text, { final }) {
   element.innerHTML = DOMPurify.sanitize(marked.parse(text, { async: false, gfm: true }), PURIFY);
@@ -49,6 +51,7 @@ export function renderInto(element, text, { final }) {
 }
 
 function highlight(code, lang) {
+  if (code.textContent.length > HIGHLIGHT_LIMIT) return;
   if (lang && hljs.getLanguage(lang)) hljs.highlightElement(code);
   else if (code.textContent.length <= AUTO_DETECT_LIMIT) {
     const result = hljs.highlightAuto(code.textContent);

@@ -70,10 +70,32 @@ export function exportDocument(conversations) {
   return { format: EXPORT_FORMAT, version: 1, exported: new Date().toISOString(), conversations };
 }
 
+export const SETTINGS = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty', 'max_tokens', 'seed'];
+
+const finite = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const text = (v) => (typeof v === 'string' ? v : undefined);
+
+// Only known fields of the right type are kept: a file from elsewhere cannot break the page.
+function cleanMessage(m) {
+  const clean = { role: m.role, content: m.content };
+  for (const k of ['error', 'finish', 'model']) if (text(m[k]) !== undefined) clean[k] = m[k];
+  if (m.stopped === true) clean.stopped = true;
+  if (m.stats && typeof m.stats === 'object') clean.stats = { tokens: finite(m.stats.tokens), tps: finite(m.stats.tps) };
+  return clean;
+}
+
+function cleanSettings(s) {
+  const clean = { system: '' };
+  if (!s || typeof s !== 'object') return clean;
+  clean.system = text(s.system) ?? '';
+  for (const k of SETTINGS) if (k in s) clean[k] = finite(s[k]);
+  return clean;
+}
+
 // Accepts this page's export, a list of conversations, or one conversation. Throws an Error saying what is wrong.
-export function parseImport(text) {
+export function parseImport(source) {
   let doc;
-  try { doc = JSON.parse(text); } catch (e) { throw new Error(`the file is not JSON (${e.message})`); }
+  try { doc = JSON.parse(source); } catch (e) { throw new Error(`the file is not JSON (${e.message})`); }
   const list = Array.isArray(doc) ? doc : Array.isArray(doc?.conversations) ? doc.conversations : [doc];
   return list.map((c, i) => {
     const where = `conversation ${i + 1}`;
@@ -82,21 +104,24 @@ export function parseImport(text) {
       if (!m || !ROLES.has(m.role) || typeof m.content !== 'string') {
         throw new Error(`${where}, message ${j + 1}: needs a role (system, user or assistant) and text content`);
       }
-      return m;
+      return cleanMessage(m);
     });
-    const now = Date.now();
-    const settings = c.settings && typeof c.settings === 'object' ? { ...c.settings } : {};
+    const settings = cleanSettings(c.settings);
     while (messages.length && messages[0].role === 'system') {  // chats from elsewhere: the system prompt is a setting here
       settings.system = [settings.system, messages.shift().content].filter(Boolean).join('\n\n');
     }
+    const now = Date.now();
+    const total = finite(c.usage?.total_tokens);
     return {
-      ...c,
-      id: typeof c.id === 'string' && c.id ? c.id : newId(),
-      title: typeof c.title === 'string' && c.title ? c.title : 'Imported chat',
-      created: Number(c.created) || now,
-      updated: Number(c.updated) || now,
+      id: text(c.id) || newId(),
+      title: text(c.title)?.trim() || 'Imported chat',
+      titleEdited: c.titleEdited === true,
+      created: finite(c.created) ?? now,
+      updated: finite(c.updated) ?? now,
+      model: text(c.model) ?? '',
       settings,
       messages: messages.filter((m) => m.role !== 'system'),
+      usage: total === null ? null : { total_tokens: total },
     };
   });
 }
