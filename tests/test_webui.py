@@ -207,6 +207,8 @@ def test_page_is_served_with_its_assets_and_a_strict_policy(server: str) -> None
 
 def test_send_shows_the_reply_streamed_token_by_token(page: tuple[Page, Watch], server: str) -> None:
     pg, _ = page
+    models = [m["id"] for m in httpx.get(server + "/v1/models").json()["data"]]
+    assert pg.locator("#model option").all_inner_texts() == models
     _settings(pg, temperature="0", max_tokens="100")
     pg.evaluate("""() => { window.seen = []; new MutationObserver(() => {
         const b = document.querySelector('.msg.assistant.streaming .body');
@@ -279,6 +281,34 @@ def test_deleting_a_conversation_while_it_streams(page: tuple[Page, Watch]) -> N
     pg.reload()
     pg.wait_for_selector("html[data-ready]")
     expect(pg.locator("#conversations li")).to_have_count(0)
+
+
+def test_two_tabs_stay_in_step(page: tuple[Page, Watch]) -> None:
+    """A second tab of the page hears of every write: it shows new chats and deletions, and writes no stale copy."""
+    pg, watch = page
+    other = pg.context.new_page()
+    other.on("pageerror", lambda e: watch.errors.append(str(e)))
+    other.goto(pg.url)
+    other.wait_for_selector("html[data-ready]")
+    _settings(pg, **GREEDY)
+    _send(pg, "First question.")
+    _wait_done(pg)
+    expect(other.locator("#conversations li")).to_have_count(1)
+    other.locator("#conversations .open").click()
+    expect(other.locator(".msg")).to_have_count(2)
+    _send(pg, "Second question.")
+    _wait_done(pg)
+    expect(other.locator(".msg")).to_have_count(4)
+    other.locator("#conversations li .rename").click()
+    other.fill("#ask-input", "Renamed elsewhere")
+    other.press("#ask-input", "Enter")
+    expect(pg.locator("#title")).to_have_text("Renamed elsewhere")
+    assert len(_stored(pg)[-1]["messages"]) == 4, "the rename in the other tab wrote a stale copy"
+    pg.locator("#conversations li .delete").click()
+    pg.click("#ask-ok")
+    expect(other.locator("#conversations li")).to_have_count(0)
+    assert _stored(pg) == []
+    other.close()
 
 
 def test_reload_keeps_conversations_and_the_list_can_search_rename_delete(page: tuple[Page, Watch]) -> None:
@@ -440,7 +470,7 @@ def test_export_then_import_in_another_browser(page: tuple[Page, Watch], browser
 def test_phone_width_has_no_sideways_scrolling(browser: Browser, server: str, tmp_path: Path) -> None:
     watch = Watch(server)
     context, pg = _open(browser, server, watch, viewport={"width": 390, "height": 844}, is_mobile=True,
-                        has_touch=True)
+                        has_touch=True, color_scheme="dark")
     _import(pg, tmp_path, [_chat("Wide code")])
     expect(pg.locator("#sidebar")).not_to_be_visible()
     pg.click("#open-sidebar")

@@ -89,6 +89,10 @@ function draft() {
 
 const isSaved = (conv) => state.conversations.includes(conv);
 
+// Other tabs of this page hear of every write and re-read the record, so no tab writes back a stale copy.
+const tabs = 'BroadcastChannel' in window ? new BroadcastChannel('hogar-chat') : null;
+const tell = (type, id) => tabs?.postMessage({ type, id });
+
 async function save(conv) {
   if (conv.deleted) return;  // a reply still ending must not bring it back
   conv.updated = Date.now();
@@ -98,6 +102,7 @@ async function save(conv) {
   }
   try {
     await state.store.put(conv);
+    tell('saved', conv.id);
   } catch (e) {
     showError(`This browser would not store the conversation (${e?.message || e}). Export your chats to keep them.`);
   }
@@ -144,7 +149,12 @@ async function remove(conv) {
   conv.deleted = true;
   if (state.streaming?.conv === conv) state.streaming.controller.abort();
   state.conversations = state.conversations.filter((c) => c !== conv);
-  try { await state.store.delete(conv.id); } catch (e) { showError(`Could not delete: ${e?.message || e}`); }
+  try {
+    await state.store.delete(conv.id);
+    tell('deleted', conv.id);
+  } catch (e) {
+    showError(`Could not delete: ${e?.message || e}`);
+  }
   if (state.current === conv) open(state.conversations[0] || draft());
   else renderList();
   ($('conversations').querySelector('.open') || $('new-chat')).focus();
@@ -549,12 +559,38 @@ async function importFile(file) {
     }
     state.conversations.push(conv);
     byId.set(conv.id, conv);
+    tell('saved', conv.id);
     added += 1;
   }
   state.conversations.sort((a, b) => b.updated - a.updated);
   renderList();
   if (failed) showError(`Imported ${added} conversations, then the browser refused to store more (${failed}).`);
   else showNotice(`Imported ${added} conversation${added === 1 ? '' : 's'}${same ? ` (${same} already here)` : ''}.`);
+}
+
+async function heard({ type, id }) {
+  if (state.streaming?.conv.id === id) return;  // this tab is the one writing it
+  const index = state.conversations.findIndex((c) => c.id === id);
+  const old = state.conversations[index];
+  if (type === 'deleted') {
+    if (!old) return;
+    old.deleted = true;
+    state.conversations.splice(index, 1);
+    if (state.current === old) open(state.conversations[0] || draft());
+    else renderList();
+    return;
+  }
+  const fresh = await state.store.get(id);
+  if (!fresh) return;
+  if (old) state.conversations[index] = fresh;
+  else state.conversations.push(fresh);
+  state.conversations.sort((a, b) => b.updated - a.updated);
+  if (old && state.current === old) {
+    state.current = fresh;
+    if (!$('messages').querySelector('.edit')) renderConversation();
+    if (!$('settings').contains(document.activeElement)) renderSettings();
+  }
+  renderList();
 }
 
 // ---- the drawer at phone width ------------------------------------------------------------------------------------
@@ -627,6 +663,7 @@ function wire() {
     if (isSaved(state.current)) save(state.current);
     renderStatus();
   });
+  if (tabs) tabs.onmessage = (e) => heard(e.data);
   window.addEventListener('pagehide', () => {
     const s = state.streaming;
     if (!s) return;

@@ -50,6 +50,11 @@ export class Store {
     return request(this.db.transaction(STORE).objectStore(STORE).getAll());
   }
 
+  async get(id) {
+    if (!this.db) return this.memory.get(id);
+    return request(this.db.transaction(STORE).objectStore(STORE).get(id));
+  }
+
   async put(conversation) {
     const copy = structuredClone(conversation);
     if (!this.db) { this.memory.set(copy.id, copy); return; }
