@@ -241,6 +241,11 @@ def test_send_shows_the_reply_streamed_token_by_token(page: tuple[Page, Watch], 
     _shot(pg, "desktop")
     pg.click("#toggle-settings")
     _shot(pg, "desktop-settings")
+    with pg.expect_download() as download:  # its own export read back: nothing doubles
+        pg.click("#export")
+    pg.set_input_files("#import-file", download.value.path())
+    expect(pg.locator("#banner")).to_contain_text("Imported 0 conversations (1 already here)")
+    expect(pg.locator("#conversations li")).to_have_count(1)
 
 
 def test_stop_ends_the_reply_and_frees_the_server(page: tuple[Page, Watch], server: str) -> None:
@@ -265,6 +270,24 @@ def test_stop_ends_the_reply_and_frees_the_server(page: tuple[Page, Watch], serv
     cancelled = [float(m) for m in re.findall(r"^hogar_requests_cancelled_total (\S+)$", before + "\n" +
                                                 httpx.get(server + "/metrics").text, re.M)]
     assert len(cancelled) == 2 and cancelled[1] == cancelled[0] + 1, cancelled
+
+
+def test_a_reply_streaming_in_another_chat(page: tuple[Page, Watch]) -> None:
+    """Stop and Escape belong to the conversation that is replying; elsewhere Send waits, and the list shows it."""
+    pg, _ = page
+    _settings(pg, max_tokens="600")
+    _send(pg, "Tell me a long story about a mountain.")
+    expect(pg.locator(".msg.assistant.streaming .body")).not_to_be_empty(timeout=60_000)
+    pg.click("#new-chat")
+    expect(pg.locator("#conversations li.replying")).to_have_count(1)
+    expect(pg.locator("#send")).to_be_disabled()
+    expect(pg.locator("#stop")).to_be_hidden()
+    pg.press("#input", "Escape")
+    pg.locator("#conversations li.replying .open").click()
+    expect(pg.locator(".msg.assistant.streaming")).to_have_count(1)  # still replying
+    pg.click("#stop")
+    _wait_done(pg, timeout=5_000)
+    expect(pg.locator("#conversations li.replying")).to_have_count(0)
 
 
 def test_deleting_a_conversation_while_it_streams(page: tuple[Page, Watch]) -> None:
@@ -538,6 +561,11 @@ def test_unreachable_server_then_restart_with_an_api_key(browser: Browser, tmp_p
         _wait_done(pg)
         _stop(proc)
 
+        kept = _stored(pg)[-1]["messages"][-1]["content"]
+        pg.click(".regenerate")  # fails: the reply it would replace stays
+        expect(pg.locator("#banner-text")).to_contain_text(f"Cannot reach the server at {url}/v1")
+        expect(pg.locator(".msg.assistant .body")).to_have_text(kept)
+        assert _stored(pg)[-1]["messages"][-1]["content"] == kept
         _send(pg, "Are you still there?")
         expect(pg.locator("#banner-text")).to_contain_text(f"Cannot reach the server at {url}/v1")
         expect(pg.locator("#send")).to_be_visible()

@@ -28,7 +28,7 @@ const AUTO_DETECT_LIMIT = 6000;  // characters; guessing the language of bigger 
 const HIGHLIGHT_LIMIT = 100000;  // characters; bigger blocks stay plain rather than block the page
 
 export function renderInto(element, text, { final }) {
-  element.innerHTML = DOMPurify.sanitize(marked.parse(text, { async: false, gfm: true }), PURIFY);
+  element.innerHTML = DOMPurify.sanitize(marked.parse(text, { async: false, gfm: true, breaks: true }), PURIFY);
   for (const code of element.querySelectorAll('pre > code')) {
     const pre = code.parentElement;
     const lang = (code.className.match(/language-([\w#+.-]+)/) || [])[1] || '';
