@@ -26,6 +26,7 @@ if not Path(CHROMIUM).exists():
         pytest.fail(why, pytrace=False)
     pytest.skip(why, allow_module_level=True)
 
+from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright  # noqa: E402
 
 SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
@@ -514,6 +515,30 @@ def test_phone_width_has_no_sideways_scrolling(browser: Browser, server: str, tm
     _shot(pg, "phone")
     context.close()
     watch.check()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [1280, 390])
+def test_accessibility_audit(browser: Browser, server: str, tmp_path: Path, scheme: str, width: int) -> None:
+    """axe-core (what Lighthouse and browser audits use) finds no violation: contrast, names, labels, ARIA, focus."""
+    watch = Watch(server)
+    context, pg = _open(browser, server, watch, viewport={"width": width, "height": 800}, color_scheme=scheme)
+    _import(pg, tmp_path, [_chat("Code")])
+    if width < 760:
+        pg.click("#open-sidebar")
+    pg.locator("#conversations .open").first.click()
+    pg.click("#toggle-settings")
+    found = []
+    for state in ("conversation", "dialog"):
+        if state == "dialog":
+            if width < 760:
+                pg.click("#open-sidebar")
+            pg.click("#open-server")
+        found += [f"{state}: {v['id']} ({v['help']}) at {[n['target'] for n in v['nodes']][:3]}"
+                  for v in Axe().run(pg).response["violations"]]
+    context.close()
+    watch.check()
+    assert not found, "\n".join(found)
 
 
 def test_keyboard_alone(page: tuple[Page, Watch]) -> None:

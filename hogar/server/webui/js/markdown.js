@@ -45,6 +45,7 @@ export function renderInto(element, text, { final }) {
     copy.setAttribute('aria-label', `Copy the ${lang || 'code'} block`);
     head.append(label, copy);
     pre.replaceWith(box);
+    pre.tabIndex = 0;  // it may scroll sideways: the keyboard must be able to reach it
     box.append(head, pre);
     if (final) highlight(code, lang);
   }
