@@ -16,47 +16,16 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from live_server import free_port, start, stop
 
 KEY = "test-key-123"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(*flags: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "hogar", "serve", "smollm2", "--port", str(port), *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hogar serve exited: {proc.stderr.read()}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("hogar serve did not come up")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    proc, url = _start("-c", "512", "--parallel", "4")
+    proc, url = start("smollm2", "-c", "512", "--parallel", "4")
     yield url
-    _stop(proc)
+    stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -293,7 +262,7 @@ def test_tokenize_detokenize_and_health(server: str) -> None:
 # ---- the API key -------------------------------------------------------------------------------------------------
 
 def test_api_key() -> None:
-    proc, url = _start("-c", "256", "--parallel", "1", "--api-key", KEY)
+    proc, url = start("smollm2", "-c", "256", "--parallel", "1", "--api-key", KEY)
     try:
         assert httpx.get(url + "/health").status_code == 200  # health stays open for probes
         assert httpx.get(url + "/").status_code == 200  # so does the chat page, which then asks for the key
@@ -310,13 +279,13 @@ def test_api_key() -> None:
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=url + "/v1", api_key="nope", max_retries=0).models.list()
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def test_public_address_without_key_warns() -> None:
     env = {**os.environ, "HOGAR_DEBUG": ""}
     proc = subprocess.Popen([sys.executable, "-m", "hogar", "serve", "smollm2", "--host", "0.0.0.0", "--port",
-                             str(_free_port())], stderr=subprocess.PIPE, text=True, env=env)
+                             str(free_port())], stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stderr.readline()
         assert "warning" in line and "--api-key" in line

@@ -8,9 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,12 +24,14 @@ if not Path(CHROMIUM).exists():
     pytest.skip(why, allow_module_level=True)
 
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
+from live_server import start, stop  # noqa: E402
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright  # noqa: E402
 
 SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 GREEDY = {"temperature": "0", "max_tokens": "40"}
+SERVE = ("-c", "1024")  # no model named: the default model, as a user gets it
 STORED = """async () => {
   const db = await new Promise((ok, no) => { const r = indexedDB.open('hogar-chat'); r.onsuccess = () => ok(r.result);
                                               r.onerror = () => no(r.error); });
@@ -41,43 +40,11 @@ STORED = """async () => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(port: int, *flags: str) -> subprocess.Popen:
-    """`hogar serve` with no model named: the default model, as a user gets it."""
-    proc = subprocess.Popen([sys.executable, "-m", "hogar", "serve", "--port", str(port), "-c", "1024", *flags],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hogar serve exited: {proc.stderr.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("hogar serve did not come up")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = _free_port()
-    proc = _serve(port)
-    yield f"http://127.0.0.1:{port}"
-    _stop(proc)
+    proc, url = start(*SERVE)
+    yield url
+    stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -574,9 +541,8 @@ def test_keyboard_alone(page: tuple[Page, Watch]) -> None:
 
 
 def test_unreachable_server_then_restart_with_an_api_key(browser: Browser, tmp_path: Path) -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = _serve(port)
+    proc, url = start(*SERVE)
+    port = int(url.rsplit(":", 1)[1])
     watch = Watch(url)
     watch.allowed_console += ["ERR_CONNECTION_REFUSED", "status of 401"]
     context, pg = _open(browser, url, watch)
@@ -584,7 +550,7 @@ def test_unreachable_server_then_restart_with_an_api_key(browser: Browser, tmp_p
         _settings(pg, **GREEDY)
         _send(pg, "Hello there.")
         _wait_done(pg)
-        _stop(proc)
+        stop(proc)
 
         kept = _stored(pg)[-1]["messages"][-1]["content"]
         pg.click(".regenerate")  # fails: the reply it would replace stays
@@ -595,7 +561,7 @@ def test_unreachable_server_then_restart_with_an_api_key(browser: Browser, tmp_p
         expect(pg.locator("#banner-text")).to_contain_text(f"Cannot reach the server at {url}/v1")
         expect(pg.locator("#send")).to_be_visible()
 
-        proc = _serve(port, "--api-key", "sesame")
+        proc, _ = start(*SERVE, "--api-key", "sesame", port=port)
         pg.reload()
         pg.wait_for_selector("html[data-ready]")
         expect(pg.locator("#ask")).to_be_visible()
@@ -613,5 +579,5 @@ def test_unreachable_server_then_restart_with_an_api_key(browser: Browser, tmp_p
         _shot(pg, "desktop-after-restart")
     finally:
         context.close()
-        _stop(proc)
+        stop(proc)
     watch.check()
