@@ -277,6 +277,15 @@ def test_llama3_rope_scaling_writes_rope_freqs(tmp_path):
     assert factors.shape == (8,) and factors[0] == 1.0 and factors[-1] == 8.0
     assert _meta(path)["llama.rope.freq_base"] == 500000.0
 
+    from transformers import AutoModelForCausalLM  # the same checkpoint, read with its llama3 rope scaling
+
+    model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32).eval()
+    ids = [2, 270, 271, 300, 5, 280, 299, 260, 261, 262, 290, 3, 270, 271, 300, 5, 280, 299, 260, 261]
+    with torch.no_grad():
+        ref = model(torch.tensor([ids])).logits[0].float().numpy()
+    f32 = convert(folder, tmp_path / "out32.gguf", "f32", progress=False)
+    np.testing.assert_allclose(hogar.load(f32, n_ctx=64, cache_type="f32").logits(ids), ref, rtol=1e-3, atol=1e-3)
+
 
 # --- tokenizers ----------------------------------------------------------------------------------------------------
 

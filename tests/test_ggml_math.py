@@ -197,14 +197,16 @@ def test_c_rms_norm_swiglu_geglu(impl, n):
 
 @pytest.mark.parametrize("mode", [G.ROPE_NORM, G.ROPE_NEOX])
 @pytest.mark.parametrize("n_rot,D,freq_scale", [(64, 64, 1.0), (32, 64, 1.0), (256, 256, 0.25)])
-def test_c_rope(impl, mode, n_rot, D, freq_scale):
+@pytest.mark.parametrize("with_factors", [False, True])
+def test_c_rope(impl, mode, n_rot, D, freq_scale, with_factors):
     if impl != "c":
         pytest.skip("C only")
     pos = torch.tensor([[0, 1, 2, 700, 1500, 4095]])
     x = _random((1, 6, 3, D), 6, 2.0)
+    factors = torch.linspace(1.0, 8.0, n_rot // 2) if with_factors else None  # rope_freqs, llama3-style
 
     def run(x, pos):
-        cos, sin = G.rope_cos_sin(n_rot, 10000.0, pos, freq_scale)
+        cos, sin = G.rope_cos_sin(n_rot, 10000.0, pos, freq_scale, factors)
         return torch.cat((cos.flatten(), sin.flatten(), G.rope(x, cos, sin, mode).flatten()))
 
     assert_same(*c_vs_torch(run, x, pos))

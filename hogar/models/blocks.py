@@ -19,10 +19,11 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def rope_cos_sin(
-    n_rot: int, base: float, positions: torch.Tensor, scale: float = 1.0
+    n_rot: int, base: float, positions: torch.Tensor, scale: float = 1.0, factors: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin [*positions.shape, n_rot // 2]: ggml's rope cache (f32 theta recurrence, glibc cosf/sinf)."""
-    return G.rope_cos_sin(n_rot, base, positions, scale)
+    """cos/sin [*positions.shape, n_rot // 2]: ggml's rope cache (f32 theta recurrence, glibc cosf/sinf); factors:
+    the model's rope_freqs (each pair's angle divided by its factor), or None."""
+    return G.rope_cos_sin(n_rot, base, positions, scale, factors)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mode: str) -> torch.Tensor:

@@ -22,6 +22,7 @@ class Gemma3(Llama):
     name = "gemma3"
     rope_mode = blocks.ROPE_NEOX
     scale_q = True  # llama.cpp: Qcur = ggml_scale(Qcur, f_attention_scale) after rope, kq_scale 1
+    rope_freqs = False  # llama.cpp's gemma3 has no rope factors
 
     def args(self, meta: dict[str, Any], n_vocab: int) -> Args:
         a = super().args(meta, n_vocab)

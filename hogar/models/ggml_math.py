@@ -197,14 +197,17 @@ def scale(x: torch.Tensor, s: float) -> torch.Tensor:
 ROPE_NORM = "norm"
 ROPE_NEOX = "neox"
 
-_ROPE_TABLES: dict[tuple[float, int, float], tuple[torch.Tensor, torch.Tensor]] = {}
+_ROPE_TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
-def rope_table(n_rot: int, base: float, n_pos: int, freq_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """ggml_rope_cache_init (ext_factor 0, attn_factor 1, no freq factors): for position p, theta = (float)p, and for
-    each pair i: cos/sin = glibc cosf/sinf(freq_scale * theta), theta *= theta_scale (float32), with
-    theta_scale = powf(base, -2.0f/n_dims). Returns cos, sin [>= n_pos, n_rot/2], cached and grown as needed."""
-    key = (float(base), n_rot, float(freq_scale))
+def rope_table(n_rot: int, base: float, n_pos: int, freq_scale: float = 1.0,
+               factors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """ggml_rope_cache_init (ext_factor 0, attn_factor 1): for position p, theta = (float)p, and for each pair i:
+    cos/sin = glibc cosf/sinf(freq_scale * (theta / factors[i])), theta *= theta_scale (float32), with
+    theta_scale = powf(base, -2.0f/n_dims). `factors` is the model's rope_freqs tensor (llama3-style rope scaling),
+    or None. Returns cos, sin [>= n_pos, n_rot/2], cached and grown as needed."""
+    ff = None if factors is None else factors.detach().to("cpu", torch.float32).contiguous()
+    key = (float(base), n_rot, float(freq_scale), None if ff is None else tuple(ff.tolist()))
     have = _ROPE_TABLES.get(key)
     if have is not None and have[0].shape[0] >= n_pos:
         return have
@@ -212,7 +215,7 @@ def rope_table(n_rot: int, base: float, n_pos: int, freq_scale: float = 1.0) -> 
     end = max(n_pos, 2 * start, 64)
     ts = torch.tensor(LIBM.powf(float(base), _f32(-2.0 / n_rot) if n_rot else 0.0), dtype=torch.float32)
     if ops_c.lib() is not None:
-        cos, sin = ops_c.rope_cache(start, end, n_rot // 2, float(ts), _f32(freq_scale))
+        cos, sin = ops_c.rope_cache(start, end, n_rot // 2, float(ts), _f32(freq_scale), ff)
         if have is not None:
             cos, sin = torch.cat((have[0], cos)), torch.cat((have[1], sin))
         _ROPE_TABLES[key] = (cos, sin)
@@ -220,8 +223,9 @@ def rope_table(n_rot: int, base: float, n_pos: int, freq_scale: float = 1.0) -> 
     fs = torch.tensor(freq_scale, dtype=torch.float32)
     theta = torch.arange(start, end, dtype=torch.float32)
     cols_c, cols_s = [], []
-    for _ in range(n_rot // 2):
-        t = (fs * theta if freq_scale != 1.0 else theta).tolist()
+    for i in range(n_rot // 2):
+        te = theta if ff is None else theta / ff[i]
+        t = (fs * te if freq_scale != 1.0 else te).tolist()
         cols_c.append([LIBM.cosf(v) for v in t])
         cols_s.append([LIBM.sinf(v) for v in t])
         theta = theta * ts
@@ -233,9 +237,10 @@ def rope_table(n_rot: int, base: float, n_pos: int, freq_scale: float = 1.0) -> 
     return cos, sin
 
 
-def rope_cos_sin(n_rot: int, base: float, positions: torch.Tensor, freq_scale: float = 1.0):
+def rope_cos_sin(n_rot: int, base: float, positions: torch.Tensor, freq_scale: float = 1.0,
+                 factors: torch.Tensor | None = None):
     """cos/sin [*positions.shape, n_rot/2] of ggml's rope cache for these positions."""
-    cos, sin = rope_table(n_rot, base, int(positions.max()) + 1, freq_scale)
+    cos, sin = rope_table(n_rot, base, int(positions.max()) + 1, freq_scale, factors)
     idx = positions.cpu()
     return cos[idx].to(positions.device), sin[idx].to(positions.device)
 

@@ -16,6 +16,7 @@ class Llama:
     name = "llama"
     rope_mode = blocks.ROPE_NORM
     scale_q = False  # True: Q is scaled by attn_scale after rope (ggml_scale) and the softmax scale is 1
+    rope_freqs = True  # llama3-style rope scaling: a rope_freqs tensor divides each pair's angle (llama.cpp's llama)
 
     def args(self, meta: dict[str, Any], n_vocab: int) -> Args:
         a = common_args(meta, self.name, n_vocab, self.rope_mode)
@@ -42,7 +43,7 @@ class Llama:
         required = ["token_embd.weight", "output_norm.weight"]
         for il in range(args.n_layer):
             required += self.layer_tensors(il)
-        return required, ["output.weight"]
+        return required, ["output.weight"] + (["rope_freqs.weight"] if self.rope_freqs else [])
 
     def rope_base(self, args: Args, il: int) -> float:
         return args.rope_base
@@ -112,7 +113,8 @@ class Llama:
                 x = x.to(dev)
             key = (self.rope_base(args, il), dev)
             if key not in ropes:
-                cos, sin = blocks.rope_cos_sin(args.n_rot, key[0], ctx.positions, args.rope_scale)
+                cos, sin = blocks.rope_cos_sin(args.n_rot, key[0], ctx.positions, args.rope_scale,
+                                               w("rope_freqs.weight"))
                 ropes[key] = (cos.to(dev), sin.to(dev))
             x = self.block(args, w, il, x, ropes[key], ctx)
         if keep is not None:

@@ -87,6 +87,10 @@ def _check_shapes(gf: GGUFFile, args: Args, tensors: dict[str, Any]) -> None:
     q = tensors["blk.0.attn_q.weight"]
     if q.shape != (args.n_head * args.head_dim, args.n_embd):
         raise ModelFileError(f"{gf.path}: blk.0.attn_q is {tuple(q.shape)}, which does not match the metadata")
+    ff = tensors.get("rope_freqs.weight")
+    if ff is not None and tuple(ff.shape) != (args.n_rot // 2,):
+        raise ModelFileError(f"{gf.path}: rope_freqs is {tuple(ff.shape)} but the rope has {args.n_rot // 2} "
+                             "frequency pairs; the file is inconsistent")
 
 
 def open_model(path: str | os.PathLike[str], device: str | torch.device = "cpu", n_gpu_layers: int | None = None):

@@ -24,7 +24,7 @@ _SIGNATURES = {
     "go_swiglu": [_P, _P, _P, _I, _I, ctypes.c_int],
     "go_gelu_table": [_P],
     "go_geglu": [_P, _P, _P, _I, _P, ctypes.c_int],
-    "go_rope_cache": [_I, _I, _I, _F, _F, ctypes.c_int, _P, _P],
+    "go_rope_cache": [_I, _I, _I, _F, _F, ctypes.c_int, _P, _P, _P],
     "go_rope": [_P, _P, _I, _I, _I, _P, _P, _I, ctypes.c_int, ctypes.c_int],
     "go_reduce16x16": [_P, _P],
     "go_attention": [_I, _I, _I, _I, _I, _I, _P, _P, _I, _I, _P, _I, _I, _I, _I, _P, _F, _P, ctypes.c_int,
@@ -91,11 +91,13 @@ def geglu(g: torch.Tensor, u: torch.Tensor, table: torch.Tensor) -> torch.Tensor
     return y
 
 
-def rope_cache(p0: int, p1: int, n_half: int, theta_scale: float,
-               freq_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_cache(p0: int, p1: int, n_half: int, theta_scale: float, freq_scale: float,
+               factors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     cos = torch.empty((p1 - p0, n_half), dtype=torch.float32)
     sin = torch.empty((p1 - p0, n_half), dtype=torch.float32)
-    _lib.go_rope_cache(p0, p1, n_half, theta_scale, freq_scale, int(freq_scale != 1.0), cos.data_ptr(), sin.data_ptr())
+    ff = None if factors is None else factors.detach().to("cpu", torch.float32).contiguous()
+    _lib.go_rope_cache(p0, p1, n_half, theta_scale, freq_scale, int(freq_scale != 1.0),
+                       None if ff is None else ff.data_ptr(), cos.data_ptr(), sin.data_ptr())
     return cos, sin
 
 

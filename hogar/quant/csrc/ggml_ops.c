@@ -157,13 +157,15 @@ void go_geglu(const float *g, const float *u, float *y, int64_t n, const float *
 /* ---- rope -------------------------------------------------------------------------------------------------- */
 
 /* ggml_rope_cache_init for positions p0 .. p1-1 (ext_factor 0, attn_factor 1): theta = (float)p; for each pair i:
- * cos/sin[p - p0][i] = cosf/sinf(freq_scale * theta) (theta itself when use_fs is 0); theta *= theta_scale. */
+ * cos/sin[p - p0][i] = cosf/sinf(freq_scale * (theta / ff[i])) (ff: the model's rope_freqs, or none; freq_scale
+ * skipped when use_fs is 0); theta *= theta_scale. */
 void go_rope_cache(int64_t p0, int64_t p1, int64_t n_half, float theta_scale, float freq_scale, int use_fs,
-                   float *cos_out, float *sin_out) {
+                   const float *ff, float *cos_out, float *sin_out) {
     for (int64_t p = p0; p < p1; p++) {
         float theta = (float)p;
         for (int64_t i = 0; i < n_half; i++) {
-            const float t = use_fs ? freq_scale * theta : theta;
+            const float te = ff ? theta / ff[i] : theta;
+            const float t = use_fs ? freq_scale * te : te;
             cos_out[(p - p0) * n_half + i] = cosf(t);
             sin_out[(p - p0) * n_half + i] = sinf(t);
             theta = theta * theta_scale;
