@@ -329,9 +329,11 @@ def test_k_quant_accumulation_order_is_llama_cpp(qtype: T, B: int) -> None:
     np.testing.assert_array_equal(y.view(np.uint32), _emulate_k(w, x).view(np.uint32))
 
 
-# ---- Q2_K, Q3_K, Q5_K: the kernel llama.cpp picks per shape and batch, emulated in numpy (and live below) ---------
+# ---- Q2_K, Q3_K, Q5_K (and Q4_K that is not repacked): the kernel llama.cpp picks per shape and batch, emulated in
+# numpy (and live below) ---------------------------------------------------------------------------------------------
 
 K235 = [T.Q2_K, T.Q3_K, T.Q5_K]
+Q4K_UNPACKED_SHAPES = [(12, 256), (20, 512), (4, 768), (36, 256)]  # n_out % 8 != 0: llama.cpp does not repack Q4_K
 
 
 def _f16(b: np.ndarray) -> np.ndarray:
@@ -345,17 +347,19 @@ def _decode_k235(w: QuantWeight):
     rb = w.raw.numpy().reshape(n_out, nsb, -1)
     r = rb.astype(np.int64)
     q = np.zeros((n_out, nsb, 256), np.int64)
-    if w.qtype == T.Q5_K:
+    if w.qtype in (T.Q4_K, T.Q5_K):
         s = r[..., 4:16]
         sc = np.stack([s[..., j] & 63 if j < 4 else (s[..., j + 4] & 15) | ((s[..., j - 4] >> 6) << 4)
                        for j in range(8)], -1)
         mn = np.stack([s[..., j + 4] & 63 if j < 4 else (s[..., j + 4] >> 4) | ((s[..., j] >> 6) << 4)
                        for j in range(8)], -1)
+        qs = 48 if w.qtype == T.Q5_K else 16
         for m in range(4):
-            q[..., 64 * m : 64 * m + 32] = r[..., 48 + 32 * m : 80 + 32 * m] & 15
-            q[..., 64 * m + 32 : 64 * m + 64] = r[..., 48 + 32 * m : 80 + 32 * m] >> 4
-        for j in range(8):
-            q[..., 32 * j : 32 * j + 32] += ((r[..., 16:48] >> j) & 1) << 4
+            q[..., 64 * m : 64 * m + 32] = r[..., qs + 32 * m : qs + 32 + 32 * m] & 15
+            q[..., 64 * m + 32 : 64 * m + 64] = r[..., qs + 32 * m : qs + 32 + 32 * m] >> 4
+        if w.qtype == T.Q5_K:
+            for j in range(8):
+                q[..., 32 * j : 32 * j + 32] += ((r[..., 16:48] >> j) & 1) << 4
         return q, sc, mn, _f16(rb[..., 0:2]), _f16(rb[..., 2:4]), 32
     qs = r[..., 16:80] if w.qtype == T.Q2_K else r[..., 32:96]
     for n in range(2):
@@ -376,7 +380,8 @@ def _emulate_k235(w: QuantWeight, x: np.ndarray, rows_alone: bool = False) -> np
     its gemm (one FMA per half super-block, Q8_K sign as ggml_quantize_mat_q8_K_4x8), the rest by its gemv (one per
     super-block). Otherwise 8 or more rows: the tiled kernel, r = (float)s1 * d_w - dmin_w * (float)s2 (one FMA),
     acc = fma(r, d_x, acc). Otherwise ggml_vec_dot_q*_K_q8_K: 8 lanes of 4 values (scale per 16 or 32), one FMA
-    per lane and super-block (Q2_K: the mins' lanes first), hsum_float_8; Q5_K + summs (an FMA per super-block)."""
+    per lane and super-block (Q2_K: the mins' lanes first), hsum_float_8; Q5_K + summs (an FMA per super-block);
+    Q4_K + its 4 min lanes (an FMA each per super-block), summed (0 + 2) + (1 + 3)."""
     n_out, n_in = w.shape
     nsb, B = n_in // 256, x.shape[0]
     q, sc, mn, dw, dmin, G = _decode_k235(w)
@@ -392,6 +397,7 @@ def _emulate_k235(w: QuantWeight, x: np.ndarray, rows_alone: bool = False) -> np
         dot = prod.reshape(n_out, nsb, 256 // G, G).sum(-1)
         bs16, bsg = a.reshape(nsb, 16, 16).sum(-1), a.reshape(nsb, 256 // G, G).sum(-1)
         acc, accm = np.zeros((n_out, 8), np.float32), np.zeros(n_out, np.float32)
+        accm4 = np.zeros((n_out, 4), np.float32)
         for i in range(nsb):
             d, dwi, dmi = (dw[:, i] * dx[i]).astype(np.float32), dw[:, i], None if dmin is None else dmin[:, i]
             if repack:
@@ -415,12 +421,18 @@ def _emulate_k235(w: QuantWeight, x: np.ndarray, rows_alone: bool = False) -> np
                 acc = _fma(d[:, None], sumi, acc)
                 if w.qtype == T.Q5_K:
                     accm = _fma(dneg, (mn[:, i] * bsg[None, i]).sum(-1).astype(np.float32), accm)
+                if w.qtype == T.Q4_K:
+                    m32 = mn[:, i] * bsg[None, i]
+                    accm4 = _fma(dneg[:, None], (m32[:, 0::2] + m32[:, 1::2]).astype(np.float32), accm4)
         if repack:
             out[b] = acc[:, 0] - accm
         elif tiled:
             out[b] = acc[:, 0]
         else:
             out[b] = (_hsum8(acc) + accm).astype(np.float32) if w.qtype == T.Q5_K else _hsum8(acc)
+            if w.qtype == T.Q4_K:
+                m = ((accm4[:, 0] + accm4[:, 2]).astype(np.float32) + (accm4[:, 1] + accm4[:, 3]).astype(np.float32))
+                out[b] = (_hsum8(acc) + m.astype(np.float32)).astype(np.float32)
     return out
 
 
@@ -447,8 +459,10 @@ def _with_rows_alone(w: QuantWeight, x: np.ndarray, on: bool) -> np.ndarray:
         kernels.rows_alone.on = False
 
 
-@pytest.mark.parametrize("n_out,n_in", K235_SHAPES)
-@pytest.mark.parametrize("qtype", K235, ids=lambda t: t.name)
+K235_CASES = [(t, *shape) for t in K235 for shape in K235_SHAPES] + [(T.Q4_K, *s) for s in Q4K_UNPACKED_SHAPES]
+
+
+@pytest.mark.parametrize("qtype,n_out,n_in", K235_CASES, ids=lambda v: getattr(v, "name", v))
 def test_k235_accumulation_order_is_llama_cpp(qtype: T, n_out: int, n_in: int) -> None:
     for w in _k235_weights(qtype, n_out, n_in):
         for B in (1, 2, 4, 7, 8, 9):
@@ -667,8 +681,9 @@ def test_iq4_nl_same_bits_as_libggml(libggml: _LibGGML, n_out: int, n_in: int) -
             assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), (n_out, n_in, w.packed is not None, B)
 
 
-@pytest.mark.parametrize("n_out,n_in", K235_SHAPES + [(48, 1536)])
-@pytest.mark.parametrize("qtype", K235, ids=lambda t: t.name)
+@pytest.mark.parametrize("qtype,n_out,n_in",
+                         K235_CASES + [(t, 48, 1536) for t in K235] + [(T.Q4_K, 44, 1536)],
+                         ids=lambda v: getattr(v, "name", v))
 def test_k235_same_bits_as_libggml(libggml: _LibGGML, qtype: T, n_out: int, n_in: int) -> None:
     """Live: hogar's Q2_K / Q3_K / Q5_K kernels (GGUF layout and packed) against the shipped libggml-cpu, with the
     matrix in the CPU_REPACK buffer where llama.cpp repacks it (Q2_K, n_out % 8 == 0): batch sizes on both sides of

@@ -649,7 +649,7 @@ static int matmul_k_exact(int t, const uint8_t *W, int64_t n_out, int64_t n_in, 
     return err;
 }
 
-/* ---- Q2_K, Q3_K and Q5_K: llama.cpp's exact float arithmetic --------------------------------------------- */
+/* ---- Q2_K, Q3_K, Q5_K (and Q4_K where n_out % 8 != 0): llama.cpp's exact float arithmetic ---------------- */
 /* Q8_K activations.  llama.cpp's x86 CPU backend (AVX-512 build) runs, by type, shape and batch:
  *   Q2_K with n_out % 8 == 0: repacked at load (q2_K_8x8, an AVX-512 repacking); activation rows in whole groups
  *     of 4 go through ggml_gemm_q2_K_8x8_q8_K (Q8_K scale sign as ggml_quantize_mat_q8_K_4x8: quant_row_q8k_exact's
@@ -663,7 +663,9 @@ static int matmul_k_exact(int t, const uint8_t *W, int64_t n_out, int64_t n_in, 
  *     the 8 chunks c of 32 values of scale(c, l) x (the 4-product sum of values 4l..4l+3 of chunk c), scale(c, l) =
  *     sc[2c + (l >= 4)] (Q2_K, Q3_K: groups of 16) or sc[c] (Q5_K); acc[l] = fma(d_x d_w, (float)lane, acc[l]);
  *     Q2_K first acc[l] = fma(-d_x dmin_w, (float)(mn[2l] bsum[2l] + mn[2l+1] bsum[2l+1]), acc[l]); hsum_float_8;
- *     Q5_K adds summs, summs = fma(-d_x dmin_w, (float)sum_j mn_j bsum32_j, summs) super-block after super-block.
+ *     Q5_K adds summs, summs = fma(-d_x dmin_w, (float)sum_j mn_j bsum32_j, summs) super-block after super-block;
+ *     Q4_K (not repacked when n_out % 8 != 0) keeps 4 min lanes, accm[k] = fma(-d_x dmin_w, (float)(mn_2k bsum32_2k
+ *     + mn_2k+1 bsum32_2k+1), accm[k]), and adds (accm[0] + accm[2]) + (accm[1] + accm[3]) after hsum_float_8.
  * One integer kernel serves all three: per super-block and activation row, lo / hi = the lane sums of chunks 0-3 /
  * 4-7 and mins[l] = mn16[2l] bsum[2l] + mn16[2l+1] bsum[2l+1] (Q5_K: mn16 holds each 32-min twice).  Q3_K's
  * weights q - 4 are signed: vpdpbusd takes the unsigned q, started from -4 x the activations' 4-sums. */
@@ -686,8 +688,8 @@ static void k235_meta_row(int t, const uint8_t *r, int64_t nsb, k235meta *m) {
                 sc[g] = (lo | (hi << 4)) - 32; mn[g] = 0;
             }
             m[i].d = h2f(b + 108); m[i].dmin = 0.f;
-        } else { /* Q5_K: sc, mn per 32 as for Q4_K; spread to the 16-value layout */
-            const uint8_t *b = r + 176 * i, *s = b + 4;
+        } else { /* Q4_K, Q5_K: sc, mn per 32; spread to the 16-value layout */
+            const uint8_t *b = r + (t == T_Q5_K ? 176 : 144) * i, *s = b + 4;
             for (int j = 0; j < 8; j++) {
                 int a, c;
                 if (j < 4) { a = s[j] & 63; c = s[j + 4] & 63; }
@@ -697,16 +699,18 @@ static void k235_meta_row(int t, const uint8_t *r, int64_t nsb, k235meta *m) {
             m[i].d = h2f(b); m[i].dmin = h2f(b + 2);
         }
         for (int c = 0; c < 8; c++)
-            for (int l = 0; l < 8; l++) m[i].scv[c][l] = t == T_Q5_K ? sc[2 * c] : sc[2 * c + (l >= 4)];
+            for (int l = 0; l < 8; l++) m[i].scv[c][l] = t == T_Q5_K || t == T_Q4_K ? sc[2 * c] : sc[2 * c + (l >= 4)];
         for (int g = 0; g < 16; g++) m[i].mn16[g] = (int16_t)mn[g];
     }
 }
 
-/* unsigned codes of one GGUF row in element order: Q2_K 0..3, Q3_K 0..7 (the weight is q - 4), Q5_K 0..31 */
+/* unsigned codes of one GGUF row in element order: Q2_K 0..3, Q3_K 0..7 (the weight is q - 4), Q4_K 0..15,
+ * Q5_K 0..31 */
 static void k235_codes(int t, const uint8_t *r, int64_t nsb, uint8_t *u) {
-    if (t == T_Q5_K) {
+    if (t == T_Q5_K || t == T_Q4_K) {
         float sw[8], mw[8];
-        for (int64_t i = 0; i < nsb; i++) unpack_row(T_Q5_K, r + 176 * i, 1, u + 256 * i, sw, mw);
+        const int64_t bs = t == T_Q5_K ? 176 : 144;
+        for (int64_t i = 0; i < nsb; i++) unpack_row(t, r + bs * i, 1, u + 256 * i, sw, mw);
         return;
     }
     for (int64_t i = 0; i < nsb; i++) {
@@ -773,7 +777,7 @@ static inline int32_t hsum_i32x8(__m256i v) {
 static float dot_k235(int t, int mode, const uint8_t *u, const k235meta *m, const int8_t *a, const int32_t *c4,
                       const float *dx, const int16_t *bs16, int64_t nsb) {
     __m256 acc = _mm256_setzero_ps();
-    float summs = 0.f, tacc = 0.f, accs = 0.f, accm = 0.f;
+    float summs = 0.f, tacc = 0.f, accs = 0.f, accm = 0.f, accm4[4] = {0.f, 0.f, 0.f, 0.f};
     for (int64_t i = 0; i < nsb; i++) {
         __m512i S[2];
         for (int h = 0; h < 2; h++) {
@@ -795,6 +799,11 @@ static float dot_k235(int t, int mode, const uint8_t *u, const k235meta *m, cons
             if (t == T_Q2_K) acc = _mm256_fmadd_ps(_mm256_set1_ps(dmn), _mm256_cvtepi32_ps(mins), acc);
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
             if (t == T_Q5_K) summs = fmaf(dmn, (float)hsum_i32x8(mins), summs);
+            if (t == T_Q4_K) {
+                int32_t ml[8];
+                _mm256_storeu_si256((__m256i *)ml, mins);
+                for (int k = 0; k < 4; k++) accm4[k] = fmaf(dmn, (float)(ml[2 * k] + ml[2 * k + 1]), accm4[k]);
+            }
         } else if (mode == KM_TILED) {
             float r = (float)_mm512_reduce_add_epi32(_mm512_add_epi32(S[0], S[1])) * m[i].d;
             if (t != T_Q3_K) r = fmaf(-m[i].dmin, (float)hsum_i32x8(mins), r);
@@ -817,12 +826,13 @@ static float dot_k235(int t, int mode, const uint8_t *u, const k235meta *m, cons
     if (mode == KM_TILED) return tacc;
     if (mode != KM_VEC) return accs - accm;
     const float h = hsum8(acc);
+    if (t == T_Q4_K) return h + ((accm4[0] + accm4[2]) + (accm4[1] + accm4[3]));
     return t == T_Q5_K ? h + summs : h;
 }
 #else
 static float dot_k235(int t, int mode, const uint8_t *u, const k235meta *m, const int8_t *a, const int32_t *c4,
                       const float *dx, const int16_t *bs16, int64_t nsb) {
-    float acc[8] = {0}, summs = 0.f, tacc = 0.f, accm = 0.f;
+    float acc[8] = {0}, summs = 0.f, tacc = 0.f, accm = 0.f, accm4[4] = {0.f, 0.f, 0.f, 0.f};
     int32_t lo[8], hi[8], mins[8];
     for (int64_t i = 0; i < nsb; i++) {
         k235_ints(u + 256 * i, a + 256 * i, c4 ? c4 + 64 * i : NULL, bs16 + 16 * i, m + i, lo, hi, mins);
@@ -835,6 +845,8 @@ static float dot_k235(int t, int mode, const uint8_t *u, const k235meta *m, cons
                 for (int l = 0; l < 8; l++) acc[l] = fmaf(dmn, (float)mins[l], acc[l]);
             for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)(lo[l] + hi[l]), acc[l]);
             if (t == T_Q5_K) summs = fmaf(dmn, (float)(mlo + mhi), summs);
+            if (t == T_Q4_K)
+                for (int k = 0; k < 4; k++) accm4[k] = fmaf(dmn, (float)(mins[2 * k] + mins[2 * k + 1]), accm4[k]);
         } else if (mode == KM_TILED) {
             float r = (float)(slo + shi) * m[i].d;
             if (t != T_Q3_K) r = fmaf(-m[i].dmin, (float)(mlo + mhi), r);
@@ -852,6 +864,7 @@ static float dot_k235(int t, int mode, const uint8_t *u, const k235meta *m, cons
     if (mode == KM_TILED) return tacc;
     if (mode != KM_VEC) return acc[0] - accm;
     const float h = hsum8_ref(acc);
+    if (t == T_Q4_K) return h + ((accm4[0] + accm4[2]) + (accm4[1] + accm4[3]));
     return t == T_Q5_K ? h + summs : h;
 }
 #endif
@@ -859,7 +872,7 @@ static float dot_k235(int t, int mode, const uint8_t *u, const k235meta *m, cons
 /* rows_alone: each activation row gets the arithmetic of a batch of one (no gemm, no tiled kernel) */
 static int matmul_k235(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
                        int nthreads, int rows_alone) {
-    const int64_t nsb = n_in / 256, row_bytes = nsb * (t == T_Q2_K ? 84 : t == T_Q3_K ? 110 : 176);
+    const int64_t nsb = n_in / 256, row_bytes = nsb * (t == T_Q2_K ? 84 : t == T_Q3_K ? 110 : t == T_Q4_K ? 144 : 176);
     const int repack = t == T_Q2_K && n_out % 8 == 0;
     const int64_t B4 = repack && !rows_alone ? B - B % 4 : 0;
     const int mode = repack ? KM_GEMV : B >= 8 && !rows_alone ? KM_TILED : KM_VEC;
@@ -1063,7 +1076,8 @@ int hq_matmul_rows(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const f
     if (qi.block == 32) return matmul32(t, W, n_out, n_in, X, B, Y, nthreads, &qi);
     if (t == T_Q6_K || (t == T_Q4_K && n_out % 8 == 0))
         return matmul_k_exact(t, W, n_out, n_in, X, B, Y, nthreads, &qi, rows_alone);
-    if (t == T_Q2_K || t == T_Q3_K || t == T_Q5_K) return matmul_k235(t, W, n_out, n_in, X, B, Y, nthreads, rows_alone);
+    if (t == T_Q2_K || t == T_Q3_K || t == T_Q4_K || t == T_Q5_K)
+        return matmul_k235(t, W, n_out, n_in, X, B, Y, nthreads, rows_alone);
     const int G = qi.group;
     const int64_t ng = n_in / G, nb = n_in / qi.block, row_bytes = nb * qi.size;
     const int64_t qstride = round_up(n_in, 64) + 64, gstride = round_up(ng, 16);
