@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="also print one JSON object on the last line")
     b.set_defaults(func=cmd_bench)
 
-    sv = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (many clients at once)")
+    sv = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (many clients at once) with a chat page at /")
     _model_flags(sv)
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8080)
