@@ -112,9 +112,10 @@ def save_weights(model_cls, config, state: dict[str, torch.Tensor], folder: Path
 
 
 def build_smollm2(folder: Path) -> None:
-    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
-    from tokenizers.models import BPE
     from transformers import LlamaConfig, LlamaForCausalLM
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from hf_tokenizer import write_smollm2_tokenizer
 
     from hogar.store import resolve_model
 
@@ -139,15 +140,7 @@ def build_smollm2(folder: Path) -> None:
     state = state_dict_from_gguf(r, arch, n_head, n_head_kv)
     save_weights(LlamaForCausalLM, LlamaConfig(**config), state, folder)
 
-    merges = _meta(r, "tokenizer.ggml.merges")
-    tok = Tokenizer(BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=[tuple(m.split(" ")) for m in merges]))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
-                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False)
-                            for i, t in enumerate(types) if t == 3])
-    tok.save(str(folder / "tokenizer.json"))
+    write_smollm2_tokenizer(folder / "tokenizer.json", tokens, types, _meta(r, "tokenizer.ggml.merges"))
     specials = [tokens[i] for i, t in enumerate(types) if t == 3]
     tokenizer_config = {
         "add_prefix_space": False,

@@ -349,21 +349,13 @@ def test_byte_level_bpe_vocab(tmp_path, monkeypatch):
 def test_smollm2_tokenizer_rebuilt_matches_its_gguf(smollm2_path, tmp_path):
     """SmolLM2's tokenizer.json, rebuilt from the bundled GGUF (which llama.cpp's converter wrote from the real one):
     hogar's vocabulary pass gives back its tokens, types and merges and fingerprints it as `smollm`."""
-    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
-    from tokenizers.models import BPE
+    from hf_tokenizer import write_smollm2_tokenizer
 
     from hogar.convert.checkpoint import Checkpoint
 
     src = _meta(smollm2_path)
     tokens, types, merges = src["tokenizer.ggml.tokens"], src["tokenizer.ggml.token_type"], src["tokenizer.ggml.merges"]
-    tok = Tokenizer(BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=[tuple(m.split(" ")) for m in merges]))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
-                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False)
-                            for i, t in enumerate(types) if t == 3])
-    tok.save(str(tmp_path / "tokenizer.json"))
+    write_smollm2_tokenizer(tmp_path / "tokenizer.json", tokens, types, merges)
     got_tokens, got_types, pre = conv_vocab.gpt2_vocab(Checkpoint(tmp_path, {}, {}), len(tokens))
     assert pre == "smollm"
     assert got_tokens == tokens and got_types == types
