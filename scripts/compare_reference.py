@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 os.environ.setdefault("HOGAR_MODELS", str(REPO / ".venv" / "models"))
-MODEL_NAMES = {"smollm2": "smollm2", "gemma3": "gemma-3-270m"}
+MODEL_NAMES = {"smollm2": "smollm2", "gemma3": "gemma-3-270m", "qwen": "qwen2.5-coder-0.5b"}
 
 
 def load_reference(name: str) -> dict:

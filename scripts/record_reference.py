@@ -32,6 +32,7 @@ PROMPTS = [
     "Here is a recipe for a simple tomato sauce:\n1.",
     "Photosynthesis is the process by which plants",
 ]
+MODEL_NAMES = {"gemma3": "gemma-3-270m", "qwen": "qwen2.5-coder-0.5b"}
 N_GREEDY = 48
 N_TEACHER = 512
 PPL_CTX = 512
@@ -121,7 +122,7 @@ def main() -> int:
 
     names = sys.argv[1:] or ["smollm2", "gemma3"]
     for name in names:
-        path = resolve_model("gemma-3-270m" if name == "gemma3" else name)
+        path = resolve_model(MODEL_NAMES.get(name, name))
         data = record(name, path)
         (FIXTURES / f"reference_{name}.json").write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
         print(f"{name}: ppl {data['perplexity']['ppl']:.4f} over {len(data['perplexity']['chunks'])} chunks")

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 FIXTURES = REPO / "tests" / "fixtures"
 os.environ.setdefault("HOGAR_MODELS", str(REPO / ".venv" / "models"))
 
-MODELS = {"smollm2": "smollm2", "gemma3": "gemma-3-270m"}
+MODELS = {"smollm2": "smollm2", "gemma3": "gemma-3-270m", "qwen": "qwen2.5-coder-0.5b"}
 
 
 class LlamaRef:

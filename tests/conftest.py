@@ -29,6 +29,13 @@ def gemma3_path() -> Path:
     return resolve_model("gemma-3-270m")
 
 
+@pytest.fixture(scope="session")
+def qwen_path() -> Path:
+    from hogar.store import resolve_model
+
+    return resolve_model("qwen2.5-coder-0.5b")
+
+
 @pytest.fixture
 def tiny_model(tmp_path):
     """Factory: tiny_model(arch="llama", **hparams) -> path of a freshly written tiny random GGUF."""

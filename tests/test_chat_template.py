@@ -78,9 +78,28 @@ def test_gemma3_rejects_roles_that_do_not_alternate(gemma3_template):
         ChatTemplate(gemma3_template).render([*USER, *USER])
 
 
-def test_same_output_as_llama_cpp_python(smollm2_template, gemma3_template):
+@pytest.fixture(scope="module")
+def qwen_template(qwen_path) -> str:
+    source = metadata_template(qwen_path)
+    assert source, "Qwen2.5-Coder ships a chat template"
+    return source
+
+
+def test_qwen_chatml_with_its_default_system_prompt_and_tools(qwen_template):
+    t = ChatTemplate(qwen_template)
+    assert t.render(USER) == (
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    )
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    prompt = t.render(USER, tools=[tool])
+    assert '<tools>\n{"type": "function", "function": {"name": "get_weather"' in prompt
+    assert "<tool_call>" in prompt and prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_same_output_as_llama_cpp_python(smollm2_template, gemma3_template, qwen_template):
     chat_format = pytest.importorskip("llama_cpp.llama_chat_format")
-    for source in (smollm2_template, gemma3_template):
+    for source in (smollm2_template, gemma3_template, qwen_template):
         for messages in (CONVERSATION, [SYSTEM, *CONVERSATION]):
             reference = chat_format.Jinja2ChatFormatter(source, eos_token="<eos>", bos_token="<bos>")
             ours = ChatTemplate(source, bos_token="<bos>", eos_token="<eos>").render(messages)

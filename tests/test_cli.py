@@ -119,6 +119,24 @@ def test_unsupported_architecture(tiny_model):
     assert_one_line_error(hogar("run", str(path), "-p", "hi"), "architecture 'mamba' is not supported")
 
 
+def test_info_on_an_architecture_hogar_cannot_run(tiny_model):
+    path = tiny_model(arch="mamba")
+    p = hogar("info", str(path), "--json")
+    assert p.returncode == 0, p.stderr.decode()
+    info = json.loads(p.stdout)
+    assert info["architecture"] == "mamba" and info["layers"] == 2
+    assert info["runs in hogar"].startswith("no: architecture 'mamba' is not supported (hogar runs: ")
+    assert "qwen2" in info["runs in hogar"] and "phi3" in info["runs in hogar"]
+
+
+def test_info_family_facts():
+    tiny = Path(__file__).parent / "fixtures" / "tiny"
+    info = json.loads(hogar("info", str(tiny / "phi3-long-f16.gguf"), "--json").stdout)
+    assert info["rope scaling"] == "LongRoPE short/long factors, original context 64, attention factor 1.155"
+    info = json.loads(hogar("info", str(tiny / "mistral-nemo-f16.gguf"), "--json").stdout)
+    assert info["heads / kv heads"] == "4 / 2 (head size 32)"
+
+
 def test_unsupported_tensor_type(tiny_model):
     path = tiny_model("llama", n_embd=256, n_head=4, raw_types={"blk.0.attn_q.weight": GGMLQuantizationType.IQ2_XXS})
     assert_one_line_error(hogar("run", str(path), "-p", "hi"), "IQ2_XXS")

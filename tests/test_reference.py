@@ -1,4 +1,4 @@
-"""hogar against llama.cpp's recorded outputs on the two real models (fixtures from scripts/record_reference.py).
+"""hogar against llama.cpp's recorded outputs on the three real models (fixtures from scripts/record_reference.py).
 
 Targets: 9/10 identical 48-token greedy continuations, 99% teacher-forced top-1 agreement over 512 tokens, perplexity
 within 1%. hogar reproduces llama.cpp's CPU arithmetic (8-bit activations, summation orders per kernel and batch size,
@@ -17,7 +17,7 @@ import compare_reference as cr  # noqa: E402
 import hogar  # noqa: E402
 
 
-@pytest.fixture(scope="module", params=["smollm2", "gemma3"])
+@pytest.fixture(scope="module", params=["smollm2", "gemma3", "qwen"])
 def case(request):
     ref = cr.load_reference(request.param)
     model = hogar.load(cr.MODEL_NAMES[request.param], n_ctx=1024)

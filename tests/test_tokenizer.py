@@ -42,7 +42,12 @@ def gemma3(gemma3_path: Path) -> Tokenizer:
     return Tokenizer.from_metadata(open_gguf(gemma3_path).metadata)
 
 
-@pytest.fixture(params=["smollm2", "gemma3"])
+@pytest.fixture(scope="module")
+def qwen(qwen_path: Path) -> Tokenizer:
+    return Tokenizer.from_metadata(open_gguf(qwen_path).metadata)
+
+
+@pytest.fixture(params=["smollm2", "gemma3", "qwen"])
 def model(request: pytest.FixtureRequest) -> tuple[Tokenizer, dict[str, Any]]:
     return request.getfixturevalue(request.param), _fixture(request.param)
 
@@ -61,7 +66,7 @@ def _diff(text: str, want: list[int], got: list[int]) -> str:
 def test_corpus_is_big_and_varied() -> None:
     assert len(CORPUS) >= 320
     assert "" in CORPUS and any(len(s) > 1000 for s in CORPUS)
-    for key in ("smollm2", "gemma3"):
+    for key in ("smollm2", "gemma3", "qwen"):
         assert len(_fixture(key)["cases"]) == len(CORPUS)
 
 

@@ -3,7 +3,7 @@
     from hogar.convert import convert
     path = convert("SmolLM2-135M-Instruct", outtype="f16")   # -> SmolLM2-135M-Instruct/SmolLM2-135M-Instruct-F16.gguf
 
-Reads config.json (its `architectures` picks the rules: hogar.convert.llama, hogar.convert.gemma3), the weights
+Reads config.json (its `architectures` picks the rules: hogar.convert.llama, .gemma3, .qwen, .phi3), the weights
 (model*.safetensors, sharded or not; pickle files only with allow_pickle), the tokenizer (tokenizer.json and/or
 tokenizer.model, tokenizer_config.json with the chat template) and generation_config.json. Same metadata, tensor
 names, order, types and bytes as llama.cpp's converter for these architectures. Output types: f32, f16, bf16, q8_0,
@@ -19,10 +19,12 @@ from pathlib import Path
 from hogar.convert.checkpoint import open_checkpoint, read_json
 from hogar.convert.gemma3 import GEMMA3
 from hogar.convert.llama import LLAMA
+from hogar.convert.phi3 import PHI3
+from hogar.convert.qwen import QWEN2, QWEN3
 from hogar.convert.writer import OUTTYPES, Rules, write_gguf
 from hogar.errors import ModelFileError, UnsupportedModelError
 
-RULES: tuple[Rules, ...] = (LLAMA, GEMMA3)
+RULES: tuple[Rules, ...] = (LLAMA, GEMMA3, QWEN2, QWEN3, PHI3)
 __all__ = ["OUTTYPES", "convert", "supported_architectures"]
 
 

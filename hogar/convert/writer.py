@@ -59,6 +59,9 @@ class Rules:
     arch: gguf.MODEL_ARCH
     hf_architectures: tuple[str, ...] = ()
     defaults: dict[str, Any] = {}  # the Hugging Face config class's defaults for keys config.json may omit
+    # llama.cpp reads config.json through transformers' AutoConfig: some config classes (LlamaConfig) add head_dim,
+    # computed, and the file then gets attention.key_length; others (Qwen2Config) do not
+    computes_head_dim = True
 
     # hyperparameters ------------------------------------------------------------------------------------------
     def hparams(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +71,8 @@ class Rules:
                 hp[key] = value
         if hp.get("num_key_value_heads") is None:
             hp["num_key_value_heads"] = hp.get("num_attention_heads")
-        if hp.get("head_dim") is None and hp.get("hidden_size") and hp.get("num_attention_heads"):
+        if (self.computes_head_dim and hp.get("head_dim") is None and hp.get("hidden_size")
+                and hp.get("num_attention_heads")):
             hp["head_dim"] = hp["hidden_size"] // hp["num_attention_heads"]
         hp["rope_parameters"] = self.rope_parameters(hp)
         return hp
@@ -146,6 +150,9 @@ class Rules:
             w.add_key_length(head_dim)
             w.add_value_length(head_dim)
         w.add_file_type(ftype)
+
+    def early_metadata(self, w: gguf.GGUFWriter, hp: dict[str, Any]) -> None:
+        """Keys llama.cpp writes before all others (right after general.architecture)."""
 
     # tensors --------------------------------------------------------------------------------------------------
     def extra_tensors(self, hp: dict[str, Any]) -> Iterable[tuple[str, torch.Tensor]]:
@@ -274,6 +281,7 @@ def _write_gguf(ckpt: Checkpoint, rules: Rules, outtype: str, out: str | os.Path
     tensors = plan(ckpt, rules, hp, ftype)
 
     w = gguf.GGUFWriter(path=None, arch=gguf.MODEL_ARCH_NAMES[rules.arch])
+    rules.early_metadata(w, hp)
     for t in tensors:
         if t.qtype in (QT.F32, QT.F16):
             w.add_tensor_info(t.name, t.shape, np.dtype(np.float32 if t.qtype == QT.F32 else np.float16),

@@ -105,9 +105,19 @@ def register(arch: Architecture) -> Architecture:
     return arch
 
 
-def get_architecture(name: str) -> Architecture:
-    from hogar.models import gemma3, llama  # noqa: F401  (registration side effect)
+# one module per family; importing registers its architectures
+ARCH_MODULES = ("llama", "gemma3", "qwen", "phi3", "gemma", "granite", "moe")
 
+
+def get_architecture(name: str) -> Architecture:
+    import importlib
+
+    for module in ARCH_MODULES:
+        try:
+            importlib.import_module(f"hogar.models.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"hogar.models.{module}":
+                raise
     if name not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
         raise UnsupportedModelError(f"architecture {name!r} is not supported (hogar runs: {known})")

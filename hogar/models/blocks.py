@@ -41,6 +41,16 @@ def geglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return G.geglu(gate, up)
 
 
+def add_bias(x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x + bias (ggml_add, float32) where the model has one."""
+    return x if bias is None else x + bias
+
+
+def linear(w, name: str, x: torch.Tensor) -> torch.Tensor:
+    """The weight `name`.weight applied to x, plus `name`.bias where the file has one."""
+    return add_bias(w(name + ".weight")(x), w(name + ".bias"))
+
+
 def scale(x: torch.Tensor, s: float) -> torch.Tensor:
     """x * s with s rounded to float32 (ggml_scale)."""
     return G.scale(x, s)
@@ -57,11 +67,23 @@ def attention_mask(q_pos: torch.Tensor, n_keys: int, window: int = 0) -> torch.T
 
 
 def attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float, key_start: int = 0
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+    key_start: int = 0,
+    softcap: float = 0.0,
 ) -> torch.Tensor:
     """q: [B, T, H, D]; k, v: [B, K, Hkv, D] (grouped-query heads are shared) for key positions key_start...
-    Returns [B, T, H * Dv]: llama.cpp's non-flash attention (f16 K/V, f16 Q and probabilities, ggml softmax)."""
-    return G.attention(q, k, v, mask, scale, key_start)
+    Returns [B, T, H * Dv]: llama.cpp's non-flash attention (f16 K/V, f16 Q and probabilities, ggml softmax), the
+    logits soft-capped (softcap * tanh(kq / softcap)) before the softmax where softcap > 0."""
+    return G.attention(q, k, v, mask, scale, key_start, softcap)
+
+
+def softcap(x: torch.Tensor, cap: float) -> torch.Tensor:
+    """cap * tanh(x / cap) as llama.cpp builds it (ggml_scale, ggml_tanh, ggml_scale): gemma2's output logits."""
+    return G.softcap(x, cap)
 
 
 def default_attn_scale(head_dim: int) -> float:
@@ -71,10 +93,13 @@ def default_attn_scale(head_dim: int) -> float:
 
 class AttnContext:
     """Per-forward attention state: positions [B, T] of the new tokens, the cache rows they belong to, the KV cache.
-    Masks are built once per (forward, window) and shared by the layers."""
+    Masks are built once per (forward, window) and shared by the layers.
+    `softcap`: the model's attention logit soft-capping (gemma2), which its forward sets, as llama.cpp's build_attn
+    reads hparams.f_attn_logit_softcapping; 0 = none. attend's softcap argument overrides it."""
 
     def __init__(self, positions: torch.Tensor, rows: torch.Tensor, cache) -> None:
         self.positions, self.rows, self.cache = positions, rows, cache
+        self.softcap = 0.0
         self.p_min, self.p_max = int(positions.min()), int(positions.max())
         # one cache row and consecutive positions (every engine forward): the keys/values are read in place, as f16
         self._row = int(rows[0]) if rows.numel() == 1 and self.p_max - self.p_min + 1 == positions.shape[1] else None
@@ -95,25 +120,33 @@ class AttnContext:
         return self._masks[window]
 
     def attend(
-        self, il: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, window: int
+        self,
+        il: int,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        scale: float,
+        window: int,
+        softcap: float | None = None,
     ) -> torch.Tensor:
+        cap = self.softcap if softcap is None else softcap
         start, mask = self._mask(window)
         kc, vc = self.cache.k[il], self.cache.v[il]
         if mask is not None and mask.device != q.device:  # a layer on the GPU
             mask = mask.to(q.device)
         in_place = kc.dtype == vc.dtype == torch.float16 and kc.device.type == "cpu"
         if self._row is not None and in_place:
-            return G.attention_kv_cache(q, kc, vc, self._row, start, self.p_min, k, v, mask, scale)
+            return G.attention_kv_cache(q, kc, vc, self._row, start, self.p_min, k, v, mask, scale, cap)
         if in_place and q.shape[1] == 1:  # one new token for each of several slots (batched decoding): row by row,
             outs = []  # the very arithmetic of each decoding alone
             for b in range(q.shape[0]):
                 p = int(self.positions[b, 0])
                 start_b = max(0, p - window + 1) if window > 0 else 0
                 outs.append(G.attention_kv_cache(q[b : b + 1], kc, vc, int(self.rows[b]), start_b, p,
-                                                 k[b : b + 1], v[b : b + 1], None, scale))
+                                                 k[b : b + 1], v[b : b + 1], None, scale, cap))
             return torch.cat(outs)
         rows, positions = self.rows, self.positions
         if kc.device != rows.device:
             rows, positions = rows.to(kc.device), positions.to(kc.device)
         ks, vs = self.cache.update(il, rows, positions, k, v, start, self.p_max + 1)
-        return attention(q, ks, vs, mask, scale, start)
+        return attention(q, ks, vs, mask, scale, start, cap)

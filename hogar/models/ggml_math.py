@@ -191,6 +191,23 @@ def scale(x: torch.Tensor, s: float) -> torch.Tensor:
     return x * _f32(s)
 
 
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """ggml_tanh on the CPU: glibc tanhf per element (not correctly rounded: no PyTorch tanh reproduces it, so the
+    fallback calls tanhf, through the C library where it is built, else one value at a time)."""
+    if _c(x):
+        return ops_c.tanh(x)
+    if ops_c.lib() is not None:
+        return ops_c.tanh(x.float().cpu()).to(x.device)
+    vals = [LIBM.tanhf(v) for v in x.float().flatten().tolist()]
+    return torch.tensor(vals, dtype=torch.float32).view(x.shape).to(x.device)
+
+
+def softcap(x: torch.Tensor, cap: float) -> torch.Tensor:
+    """Logit soft-capping as llama.cpp builds it (gemma2's attention and output): ggml_scale(x, 1.0f/cap), ggml_tanh,
+    ggml_scale(cap); cap * tanh(x / cap)."""
+    return scale(tanh(scale(x, 1.0 / _f32(cap))), cap)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # rotary position embedding
 
@@ -330,15 +347,22 @@ def soft_max(kq: torch.Tensor, mask: torch.Tensor | None, kq_scale: float) -> to
 
 
 def attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, kq_scale: float, key_start: int = 0
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    kq_scale: float,
+    key_start: int = 0,
+    softcap: float = 0.0,
 ) -> torch.Tensor:
     """llama.cpp's build_attn_mha without flash attention, on the CPU:
-    kq = mul_mat(k, q); kq = soft_max_ext(kq, mask, kq_scale); kqv = mul_mat(v^T, kq).
+    kq = mul_mat(k, q); [kq = softcap(kq) where softcap > 0 (gemma2)]; kq = soft_max_ext(kq, mask, kq_scale);
+    kqv = mul_mat(v^T, kq).
     q: [B, T, H, D] float32; k, v: [B, K, Hkv, D] holding f16 values (the cache), keys for positions
     key_start .. key_start+K-1; mask: bool [B, 1, T, K] (True = visible) or None. Returns [B, T, H * Dv].
     Keys are padded with hidden zero keys so that lane/chunk positions match ggml's (key cell = position)."""
     if _c(q, k, v):
-        return ops_c.attention_f16(q, k.half(), v.half(), mask, _f32(kq_scale), key_start)
+        return ops_c.attention_f16(q, k.half(), v.half(), mask, _f32(kq_scale), key_start, _f32(softcap))
     if k.dtype != torch.float32:
         k, v = k.float(), v.float()
     B, T, H, D = q.shape
@@ -356,6 +380,8 @@ def attention(
     kh = k.transpose(1, 2)  # [B, Hkv, S, D]
     vt = v.permute(0, 2, 3, 1)  # [B, Hkv, Dv, S]
     kq = _per_head(kh, qh).reshape(B, H, T, -1)  # [B, H, T, S]
+    if softcap > 0:
+        kq = _softcap_visible(kq, mask, softcap)
     if mask is not None:
         mask = mask.expand(B, H, T, mask.shape[-1])
     p = soft_max(kq, mask, kq_scale)  # [B, H, T, S]
@@ -363,16 +389,32 @@ def attention(
     return out.transpose(1, 2).reshape(B, T, H * Dv)
 
 
+def _softcap_visible(kq: torch.Tensor, mask: torch.Tensor | None, cap: float) -> torch.Tensor:
+    """softcap on the logits the mask lets through (the others are -inf after the mask whatever their value)."""
+    if mask is None:
+        return softcap(kq, cap)
+    m = mask.expand_as(kq)
+    out = kq.clone()
+    out[m] = softcap(kq[m], cap)
+    return out
+
+
 def attention_f16(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, kq_scale: float, key_start: int = 0
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    kq_scale: float,
+    key_start: int = 0,
+    softcap: float = 0.0,
 ) -> torch.Tensor:
     """`attention` with k, v given as float16 (e.g. views of the KV cache whose last two dimensions are contiguous):
     read in place by the C ops, converted to float32 for the fallback."""
     if _c(q) and k.device.type == "cpu" and k.dtype == v.dtype == torch.float16:
         if not all(t.stride(-1) == 1 and t.stride(-2) == t.shape[-1] for t in (k, v)):
             k, v = k.contiguous(), v.contiguous()
-        return ops_c.attention_f16(q, k, v, mask, _f32(kq_scale), key_start)
-    return attention(q, k.float(), v.float(), mask, kq_scale, key_start)
+        return ops_c.attention_f16(q, k, v, mask, _f32(kq_scale), key_start, _f32(softcap))
+    return attention(q, k.float(), v.float(), mask, kq_scale, key_start, softcap)
 
 
 def attention_kv_cache(
@@ -386,15 +428,17 @@ def attention_kv_cache(
     v: torch.Tensor,
     mask: torch.Tensor | None,
     kq_scale: float,
+    softcap: float = 0.0,
 ) -> torch.Tensor:
     """Write k, v [1, T, Hkv, D] into the float16 caches kc, vc [n_slots, n_ctx, Hkv, D] at row `row`, positions
     p0..p0+T-1 (rounded to f16), then `attention` over keys key_start..p0+T-1 of that row (one C call on the CPU)."""
     p1 = p0 + k.shape[1]
     if _c(q, k, v) and kc.device.type == "cpu" and kc.is_contiguous() and vc.is_contiguous():
-        return ops_c.attention_cache(q, kc, vc, row, key_start, p0, k, v, mask, _f32(kq_scale))
+        return ops_c.attention_cache(q, kc, vc, row, key_start, p0, k, v, mask, _f32(kq_scale), _f32(softcap))
     kc[row, p0:p1] = k[0]
     vc[row, p0:p1] = v[0]
-    return attention_f16(q, kc[row : row + 1, key_start:p1], vc[row : row + 1, key_start:p1], mask, kq_scale, key_start)
+    return attention_f16(q, kc[row : row + 1, key_start:p1], vc[row : row + 1, key_start:p1], mask, kq_scale, key_start,
+                         softcap)
 
 
 def _per_head(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -39,14 +39,32 @@ class Llama:
             )
         ]
 
+    # per layer, loaded where the file has them (llama.cpp: TENSOR_NOT_REQUIRED): biases of any projection
+    optional_layer_tensors = ("attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_output.bias")
+
+    # with experts (metadata expert_count > 0), these replace the dense FFN's ffn_gate, ffn_up and ffn_down
+    expert_layer_tensors = ("ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps")
+    moe_norm_w = True  # the selected experts' weights are divided by their sum (llama.cpp's llama, i.e. Mixtral)
+
     def tensor_names(self, args: Args) -> tuple[list[str], list[str]]:
         required = ["token_embd.weight", "output_norm.weight"]
+        optional = ["output.weight"] + (["rope_freqs.weight"] if self.rope_freqs else [])
+        dense = {f"{t}.weight" for t in ("ffn_gate", "ffn_up", "ffn_down")}
         for il in range(args.n_layer):
-            required += self.layer_tensors(il)
-        return required, ["output.weight"] + (["rope_freqs.weight"] if self.rope_freqs else [])
+            names = self.layer_tensors(il)
+            if args.extra.get("n_expert", 0) > 0:
+                names = [n for n in names if n.split(".", 2)[2] not in dense]
+                names += [f"blk.{il}.{t}.weight" for t in self.expert_layer_tensors]
+            required += names
+            optional += [f"blk.{il}.{t}" for t in self.optional_layer_tensors]
+        return required, optional
 
     def rope_base(self, args: Args, il: int) -> float:
         return args.rope_base
+
+    def rope_cos_sin(self, args: Args, w: Callable[[str], Any], ctx: blocks.AttnContext, base: float):
+        """The rope cache for this forward's positions: ggml_rope_ext's (frequency factors: rope_freqs, if any)."""
+        return blocks.rope_cos_sin(args.n_rot, base, ctx.positions, args.rope_scale, w("rope_freqs.weight"))
 
     def embed(self, args: Args, w: Callable[[str], Any], tokens: torch.Tensor) -> torch.Tensor:
         return w("token_embd.weight").rows(tokens)
@@ -62,7 +80,7 @@ class Llama:
     ) -> torch.Tensor:
         B, T, _ = x.shape
         p = f"blk.{il}."
-        q, k, v = matmul_many([w(p + "attn_q.weight"), w(p + "attn_k.weight"), w(p + "attn_v.weight")], x)
+        q, k, v = self.qkv(args, w, il, x)
         q = q.view(B, T, args.n_head, args.head_dim)
         k = k.view(B, T, args.n_head_kv, args.head_dim)
         v = v.view(B, T, args.n_head_kv, args.head_dim_v)
@@ -73,13 +91,34 @@ class Llama:
         if self.scale_q:
             q, kq_scale = blocks.scale(q, args.attn_scale), 1.0
         out = ctx.attend(il, q, k, v, kq_scale, args.sliding_window if args.is_swa(il) else 0)
-        return w(p + "attn_output.weight")(out)
+        return blocks.linear(w, p + "attn_output", out)
+
+    def qkv(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor):
+        """Q, K, V projections (llama.cpp build_qkv): separate or one fused attn_qkv, each with its optional bias."""
+        p = f"blk.{il}."
+        fused = w(p + "attn_qkv.weight")
+        if fused is not None:
+            qkv = blocks.add_bias(fused(x), w(p + "attn_qkv.bias"))
+            n_q, n_k = args.n_head * args.head_dim, args.n_head_kv * args.head_dim
+            return qkv[..., :n_q], qkv[..., n_q : n_q + n_k], qkv[..., n_q + n_k :]
+        names = ("attn_q", "attn_k", "attn_v")
+        outs = matmul_many([w(p + n + ".weight") for n in names], x)
+        return [blocks.add_bias(o, w(p + n + ".bias")) for o, n in zip(outs, names, strict=True)]
 
     def qk_norm(self, args: Args, w: Callable[[str], Any], il: int, q: torch.Tensor, k: torch.Tensor):
-        return q, k
+        """Per-head RMSNorm of Q and K before rope, where the model has it (gemma3, qwen3)."""
+        p = f"blk.{il}."
+        q_norm, k_norm = w(p + "attn_q_norm.weight"), w(p + "attn_k_norm.weight")
+        if q_norm is None:
+            return q, k
+        return blocks.rms_norm(q, q_norm, args.rms_eps), blocks.rms_norm(k, k_norm, args.rms_eps)
 
     def ffn(self, args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor) -> torch.Tensor:
         p = f"blk.{il}."
+        if w(p + "ffn_gate_inp.weight") is not None:  # a router: mixture of experts
+            from hogar.models.moe import moe_ffn  # moe.py builds on this file: imported here, not at the top
+
+            return moe_ffn(args, w, il, x, self.moe_norm_w)
         gate, up = matmul_many([w(p + "ffn_gate.weight"), w(p + "ffn_up.weight")], x)
         return w(p + "ffn_down.weight")(blocks.swiglu(gate, up))
 
@@ -113,8 +152,7 @@ class Llama:
                 x = x.to(dev)
             key = (self.rope_base(args, il), dev)
             if key not in ropes:
-                cos, sin = blocks.rope_cos_sin(args.n_rot, key[0], ctx.positions, args.rope_scale,
-                                               w("rope_freqs.weight"))
+                cos, sin = self.rope_cos_sin(args, w, ctx, key[0])
                 ropes[key] = (cos.to(dev), sin.to(dev))
             x = self.block(args, w, il, x, ropes[key], ctx)
         if keep is not None:

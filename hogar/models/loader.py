@@ -18,7 +18,8 @@ from hogar.quant.linear import QuantWeight, from_numpy_bytes
 
 @dataclass
 class LoadedWeights:
-    tensors: dict[str, Any]  # name -> float32 tensor (vectors) or QuantWeight (matrices)
+    # name -> float32 tensor (vectors), QuantWeight (matrices) or a tuple of QuantWeight (3-D expert tensors)
+    tensors: dict[str, Any]
     placement: Placement
 
     def __call__(self, name: str) -> Any:
@@ -27,7 +28,10 @@ class LoadedWeights:
     def nbytes(self) -> int:
         total = 0
         for t in self.tensors.values():
-            total += t.nbytes if isinstance(t, QuantWeight) else t.numel() * t.element_size()
+            if isinstance(t, tuple):
+                total += sum(e.nbytes for e in t)
+            else:
+                total += t.nbytes if isinstance(t, QuantWeight) else t.numel() * t.element_size()
         return total
 
 
@@ -68,6 +72,8 @@ def load_weights(gf: GGUFFile, arch: Architecture, args: Args, placement: Placem
             tensors[name] = w = QuantWeight(raw, info.type, (info.shape[0], info.shape[1]))
             if name not in lookup_only:  # the kernel's copy; the file is read again only for embedding rows
                 w.pack(lambda start, n, name=name: gf.release(name, start, n))
+        elif len(info.shape) == 3:
+            tensors[name] = _experts(gf, name, raw, device)
         else:
             raise UnsupportedModelError(f"{gf.path}: tensor {name} has {len(info.shape)} dimensions; not supported")
     if "output.weight" not in tensors and placement.output.type != "cpu":  # tied head on the GPU: its own copy there
@@ -77,6 +83,29 @@ def load_weights(gf: GGUFFile, arch: Architecture, args: Args, placement: Placem
     return LoadedWeights(tensors, placement)
 
 
+def _experts(gf: GGUFFile, name: str, raw: torch.Tensor, device: torch.device) -> tuple[QuantWeight, ...]:
+    """A 3-D expert tensor [n_expert, n_out, n_in] as one 2-D QuantWeight per expert, each over its own contiguous
+    slice of the file's bytes, so that the matmul kernels run it and a token reads only its experts' weights."""
+    n_expert, n_out, n_in = gf.tensors[name].shape
+    size = raw.numel() // n_expert
+    experts = []
+    for e in range(n_expert):
+        part = raw[e * size : (e + 1) * size]
+        w = QuantWeight(part if device.type == "cpu" else part.to(device), gf.tensors[name].type, (n_out, n_in))
+        w.pack(lambda start, n, base=e * size: gf.release(name, base + start, n))
+        experts.append(w)
+    return tuple(experts)
+
+
+def _expert_hparams(meta: dict[str, Any], arch: str) -> dict[str, Any]:
+    """llama.cpp's generic expert keys (read for every architecture): 0 experts means a dense FFN."""
+    used = meta.get(f"{arch}.expert_used_count", 0)
+    return {
+        "n_expert": int(meta.get(f"{arch}.expert_count", 0)),
+        "n_expert_used": tuple(int(u) for u in used) if isinstance(used, list | tuple) else int(used),
+    }
+
+
 def _check_shapes(gf: GGUFFile, args: Args, tensors: dict[str, Any]) -> None:
     emb = tensors["token_embd.weight"]
     if emb.shape != (args.n_vocab, args.n_embd):
@@ -84,9 +113,14 @@ def _check_shapes(gf: GGUFFile, args: Args, tensors: dict[str, Any]) -> None:
             f"{gf.path}: token_embd is {tuple(emb.shape)} but metadata says vocab {args.n_vocab} x n_embd "
             f"{args.n_embd}; the file is inconsistent"
         )
-    q = tensors["blk.0.attn_q.weight"]
-    if q.shape != (args.n_head * args.head_dim, args.n_embd):
+    q = tensors.get("blk.0.attn_q.weight")  # absent where Q, K and V are one fused attn_qkv
+    if q is not None and q.shape != (args.n_head * args.head_dim, args.n_embd):
         raise ModelFileError(f"{gf.path}: blk.0.attn_q is {tuple(q.shape)}, which does not match the metadata")
+    router = tensors.get("blk.0.ffn_gate_inp.weight")
+    n_expert = args.extra.get("n_expert", 0)
+    if router is not None and router.shape != (n_expert, args.n_embd):
+        raise ModelFileError(f"{gf.path}: blk.0.ffn_gate_inp is {tuple(router.shape)} but metadata says {n_expert} "
+                             f"experts of n_embd {args.n_embd}; the file is inconsistent")
     ff = tensors.get("rope_freqs.weight")
     if ff is not None and tuple(ff.shape) != (args.n_rot // 2,):
         raise ModelFileError(f"{gf.path}: rope_freqs is {tuple(ff.shape)} but the rope has {args.n_rot // 2} "
@@ -98,6 +132,7 @@ def open_model(path: str | os.PathLike[str], device: str | torch.device = "cpu",
     gf = open_gguf(path)
     arch = get_architecture(gf.architecture)
     args = arch.args(gf.metadata, _vocab_size(gf.metadata, arch.name, gf))
+    args.extra.update(_expert_hparams(gf.metadata, arch.name))
     placement = place(args.n_layer, device, n_gpu_layers)
     weights = load_weights(gf, arch, args, placement)
     return gf, arch, args, weights

@@ -27,7 +27,8 @@ _SIGNATURES = {
     "go_rope_cache": [_I, _I, _I, _F, _F, ctypes.c_int, _P, _P, _P],
     "go_rope": [_P, _P, _I, _I, _I, _P, _P, _I, ctypes.c_int, ctypes.c_int],
     "go_reduce16x16": [_P, _P],
-    "go_attention": [_I, _I, _I, _I, _I, _I, _P, _P, _I, _I, _P, _I, _I, _I, _I, _P, _F, _P, ctypes.c_int,
+    "go_tanh": [_P, _P, _I, ctypes.c_int],
+    "go_attention": [_I, _I, _I, _I, _I, _I, _P, _P, _I, _I, _P, _I, _I, _I, _I, _P, _F, _F, _P, ctypes.c_int,
                      _P, _P, _I, _I],
 }
 
@@ -91,6 +92,13 @@ def geglu(g: torch.Tensor, u: torch.Tensor, table: torch.Tensor) -> torch.Tensor
     return y
 
 
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    x = x.contiguous()
+    y = torch.empty_like(x)
+    _lib.go_tanh(x.data_ptr(), y.data_ptr(), x.numel(), _nth())
+    return y
+
+
 def rope_cache(p0: int, p1: int, n_half: int, theta_scale: float, freq_scale: float,
                factors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     cos = torch.empty((p1 - p0, n_half), dtype=torch.float32)
@@ -119,9 +127,10 @@ def reduce16x16(v: torch.Tensor) -> torch.Tensor:
 
 
 def attention_f16(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, kq_scale: float,
-                  key_start: int) -> torch.Tensor:
+                  key_start: int, softcap: float = 0.0) -> torch.Tensor:
     """q [B, T, H, D] float32; k [B, K, Hkv, D], v [B, K, Hkv, Dv] float16 whose last two dimensions are contiguous
-    (e.g. views of the KV cache); mask bool [B, 1, T, K] or None. Returns [B, T, H * Dv] float32."""
+    (e.g. views of the KV cache); mask bool [B, 1, T, K] or None; softcap > 0: logit soft-capping.
+    Returns [B, T, H * Dv] float32."""
     q = q.contiguous()
     B, T, H, D = q.shape
     K, Hkv, Dv = k.shape[1], k.shape[2], v.shape[-1]
@@ -133,7 +142,7 @@ def attention_f16(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch
     out = torch.empty((B, T, H * Dv), dtype=torch.float32)
     rc = _lib.go_attention(B, T, H, Hkv, D, Dv, q.data_ptr(), k.data_ptr(), k.stride(0), k.stride(1), v.data_ptr(),
                            v.stride(0), v.stride(1), key_start, K, None if m is None else m.data_ptr(), kq_scale,
-                           out.data_ptr(), _nth(), None, None, 0, 0)
+                           softcap, out.data_ptr(), _nth(), None, None, 0, 0)
     if rc != 0:
         raise MemoryError("go_attention: out of memory")
     return out
@@ -141,7 +150,7 @@ def attention_f16(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch
 
 def attention_cache(q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, row: int, key_start: int, p0: int,
                     k_new: torch.Tensor, v_new: torch.Tensor, mask: torch.Tensor | None,
-                    kq_scale: float) -> torch.Tensor:
+                    kq_scale: float, softcap: float = 0.0) -> torch.Tensor:
     """The KV-cache update and attention in one call: kc/vc [n_slots, n_ctx, Hkv, D] float16 (contiguous) get
     k_new/v_new [1, T, Hkv, D] at row `row`, positions p0..p0+T-1; then attention_f16 over keys key_start..p0+T-1."""
     q, k_new, v_new = q.contiguous(), k_new.contiguous(), v_new.contiguous()
@@ -156,8 +165,8 @@ def attention_cache(q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, row: in
     vp = vc.data_ptr() + 2 * (row * vs[0] + key_start * vs[1])
     out = torch.empty((B, T, H * Dv), dtype=torch.float32)
     rc = _lib.go_attention(B, T, H, Hkv, D, Dv, q.data_ptr(), kp, ks[0], ks[1], vp, vs[0], vs[1], key_start, K,
-                           None if m is None else m.data_ptr(), kq_scale, out.data_ptr(), _nth(), k_new.data_ptr(),
-                           v_new.data_ptr(), p0 - key_start, k_new.shape[1])
+                           None if m is None else m.data_ptr(), kq_scale, softcap, out.data_ptr(), _nth(),
+                           k_new.data_ptr(), v_new.data_ptr(), p0 - key_start, k_new.shape[1])
     if rc != 0:
         raise MemoryError("go_attention: out of memory")
     return out

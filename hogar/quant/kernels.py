@@ -2,7 +2,7 @@
 
 `matmul(raw, qtype, shape, x)` returns x @ W.T for a [B, n_in] float32 x, or None where the kernel cannot do it
 (no compiler, unsupported type): the caller then takes the reference path.  `pack` repacks a matrix 16 rows at a time
-(csrc/packed16.c for the block-32 types, csrc/packed16k.c for the K-quants) where the CPU has AVX-512 VNNI;
+(csrc/packed16.c for the block-32 types, csrc/packed16k.c for the K-quants) where the CPU has AVX-512 VNNI or AVX2;
 `matmul_packed` multiplies on that layout, faster.
 """
 

@@ -34,7 +34,9 @@ MAX_INT_BITS = 8_192  # integer results a template may compute with * and **
 TEMPLATE_FILE = "<template>"  # the filename Jinja compiles from_string templates under
 
 # Gemma 3's template (google/gemma-3-*-it, tokenizer_config.json). Some GGUF conversions ship without a template,
-# the bundled Gemma 3 270M among them; a caller may fall back to this one for the gemma3 architecture.
+# the bundled Gemma 3 270M among them; a caller may fall back to this one for the gemma architectures: Gemma 1 and 2
+# have the same turns (theirs reject a system message, which this one folds into the first user turn, as llama.cpp's
+# built-in gemma template does).
 GEMMA3_TEMPLATE = (
     "{{ bos_token }}\n"
     "{%- if messages[0]['role'] == 'system' -%}\n"
@@ -77,7 +79,7 @@ GEMMA3_TEMPLATE = (
     "    {{'<start_of_turn>model\n'}}\n"
     "{%- endif -%}\n"
 )
-BUILTIN_TEMPLATES = {"gemma3": GEMMA3_TEMPLATE}
+BUILTIN_TEMPLATES = {arch: GEMMA3_TEMPLATE for arch in ("gemma", "gemma2", "gemma3")}
 
 
 class _TemplateRaised(Exception):

@@ -154,6 +154,13 @@ void go_geglu(const float *g, const float *u, float *y, int64_t n, const float *
     }
 }
 
+/* ggml_tanh (unary op on f32): y = tanhf(x) per element, glibc's tanhf.  y may be x. */
+void go_tanh(const float *x, float *y, int64_t n, int nth) {
+    nth = nthreads_for(nth, n, 1 << 14);
+#pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+}
+
 /* ---- rope -------------------------------------------------------------------------------------------------- */
 
 /* ggml_rope_cache_init for positions p0 .. p1-1 (ext_factor 0, attn_factor 1): theta = (float)p; for each pair i:
@@ -447,10 +454,13 @@ static void pv_block(const float *vT, int64_t Sp, int64_t Dv, const float *const
  * that the lane and chunk positions are ggml's (key cell = position).  Hidden keys contribute exact zeros, which
  * never change an FMA accumulator that starts at +0, so they are skipped.
  * With k_new / v_new ([B, n_new, Hkv, D|Dv] f32, or NULL), first writes them (rounded to f16, as ggml_cpy does) at
- * keys new_at .. new_at+n_new-1: the KV-cache update.  Returns 0, or -1 if out of memory. */
+ * keys new_at .. new_at+n_new-1: the KV-cache update.
+ * softcap > 0 (gemma2) soft-caps the logits before the softmax as build_attn does: kq = tanhf(kq * (1.0f/softcap))
+ * * softcap (ggml_scale, ggml_tanh, ggml_scale).  Returns 0, or -1 if out of memory. */
 int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t Dv, const float *q,
                  uint16_t *k, int64_t k_bs, int64_t k_ss, uint16_t *v, int64_t v_bs, int64_t v_ss,
-                 int64_t key_start, int64_t n_keys, const uint8_t *mask, float kq_scale, float *out, int nth,
+                 int64_t key_start, int64_t n_keys, const uint8_t *mask, float kq_scale, float softcap, float *out,
+                 int nth,
                  const float *k_new, const float *v_new, int64_t new_at, int64_t n_new) {
     if (k_new && v_new)
         for (int64_t b = 0; b < B; b++)
@@ -575,6 +585,11 @@ int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_
                 else
 #endif
                     kq_row(qt, kb, D, D, lo, hi, vis, !tiny_kq, kq);
+                if (softcap > 0.0f) {
+                    const float inv = 1.0f / softcap;
+                    for (int64_t j = lo; j < hi; j++)
+                        if (kq[j] != -INFINITY) kq[j] = tanhf(kq[j] * inv) * softcap;
+                }
                 /* soft_max_ext: wp = kq*scale (hidden -inf); e = v_expf(wp - max); sum (double) of the 16-lane
                  * reductions; p = e * (float)(1.0/sum) */
 #ifdef GO_AVX512

@@ -1,5 +1,5 @@
 /* Block-32 weights (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) repacked 16 rows at a time, for AVX-512 matmuls that keep one
- * output row per 32-bit lane.
+ * output row per 32-bit lane (AVX2: the same lanes, 8 rows, half a group, per vector).
  *
  * In the GGUF layout each row's blocks sit together, so a kernel must unpack every block before its integer dot
  * product.  Repacked, the 16 rows of a group sit side by side: for each block index one chunk holds the 16 rows'
@@ -41,7 +41,7 @@ static int p16_info(int t, p16info *p) {
 }
 
 int p16_supported(int t) {
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
     p16info p;
     return p16_info(t, &p);
 #else
@@ -96,24 +96,9 @@ int p16_pack(int t, const uint8_t *W, int64_t n_out, int64_t n_in, uint8_t *P, i
     return 0;
 }
 
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
 
 static inline int32_t load4(const int8_t *a) { int32_t v; memcpy(&v, a, 4); return v; }
-
-/* step s of a chunk's quants, as unsigned bytes (value + off) */
-static inline __attribute__((always_inline)) __m512i step_u(const int t, const uint8_t *q, const uint8_t *hb,
-                                                            const int s) {
-    if (t == T_Q8_0) return _mm512_loadu_si512(q + 64 * s);
-    __m512i v = _mm512_loadu_si512(q + 64 * (s & 3));
-    if (s >= 4) v = _mm512_srli_epi16(v, 4);
-    v = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
-    if (hb) {
-        uint64_t m;
-        memcpy(&m, hb + 8 * s, 8);
-        v = _mm512_mask_add_epi8(v, (__mmask64)m, v, _mm512_set1_epi8(16));
-    }
-    return v;
-}
 
 typedef struct {
     const int8_t *a;     /* quantized activation rows, stride qstride */
@@ -139,6 +124,23 @@ static void quant_acts(const float *x, int64_t n_in, int amode, const acts *A, i
         }
         A->sum32[b * A->gstride + k] = bs;
     }
+}
+
+#ifdef HQ_AVX512
+
+/* step s of a chunk's quants, as unsigned bytes (value + off) */
+static inline __attribute__((always_inline)) __m512i step_u(const int t, const uint8_t *q, const uint8_t *hb,
+                                                            const int s) {
+    if (t == T_Q8_0) return _mm512_loadu_si512(q + 64 * s);
+    __m512i v = _mm512_loadu_si512(q + 64 * (s & 3));
+    if (s >= 4) v = _mm512_srli_epi16(v, 4);
+    v = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+    if (hb) {
+        uint64_t m;
+        memcpy(&m, hb + 8 * s, 8);
+        v = _mm512_mask_add_epi8(v, (__mmask64)m, v, _mm512_set1_epi8(16));
+    }
+    return v;
 }
 
 /* lanes8: 16 weight rows (chunks from ch0) x C activation rows from b; out rows of length ldo */
@@ -217,6 +219,117 @@ static inline __attribute__((always_inline)) void tile1(const int iq4, const int
     for (int c = 0; c < C; c++) _mm512_storeu_ps(out + (b + c) * ldo, acc[c]);
 }
 
+#else /* AVX2: the same lanes, 8 rows (half a group) per vector */
+
+/* step s of a chunk's quants for rows 8h..8h+7, as unsigned bytes (value + off) */
+static inline __attribute__((always_inline)) __m256i step_u(const int t, const uint8_t *q, const uint8_t *hb,
+                                                            const int s, const int h) {
+    if (t == T_Q8_0) return _mm256_loadu_si256((const __m256i *)(q + 64 * s + 32 * h));
+    __m256i v = _mm256_loadu_si256((const __m256i *)(q + 64 * (s & 3) + 32 * h));
+    if (s >= 4) v = _mm256_srli_epi16(v, 4);
+    v = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+    if (hb) {
+        uint32_t m;
+        memcpy(&m, hb + 8 * s + 4 * h, 4);
+        v = add_fifth(v, m);
+    }
+    return v;
+}
+
+/* lanes8, rows 8h..8h+7 x activation rows b..b+C-1: steps [s0, s0 + P) of every block into acc (C * P vectors
+ * in registers: the steps are done in 8 / P passes) */
+static inline __attribute__((always_inline)) void steps8(const int t, const int C, const int P, const p16info *pi,
+                                                         const uint8_t *ch0, int64_t nb, const acts *A, int64_t b,
+                                                         const int h, const int s0, __m256 acc[][8], __m256 *summs) {
+    const int has_m = pi->has_m, hbits = pi->hbits, off = dp4_off(pi->off);
+    const int32_t *corr = pi->off == 16 ? A->c16 : A->c128;
+    __m256 ac[4][8];
+    for (int c = 0; c < C; c++)
+        for (int s = 0; s < P; s++) ac[c][s] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < nb; k++) {
+        const uint8_t *ch = ch0 + k * pi->chunk;
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ch + 16 * h)));
+        __m256 sc[4];
+        for (int c = 0; c < C; c++) sc[c] = _mm256_mul_ps(dw, _mm256_set1_ps(A->dx[(b + c) * A->gstride + k]));
+        if (has_m && s0 == 0) {
+            const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ch + 32 + 16 * h)));
+            for (int c = 0; c < C; c++)
+                summs[c] = _mm256_fmadd_ps(mw, _mm256_set1_ps(A->S[(b + c) * A->gstride + k]), summs[c]);
+        }
+        const uint8_t *hb = hbits ? ch + 32 * (1 + has_m) : NULL;
+        const uint8_t *q = ch + 32 * (1 + has_m) + (hbits ? 64 : 0);
+        for (int s = 0; s < P; s++) {
+            const __m256i u = step_u(t, q, hb, s0 + s, h);
+            for (int c = 0; c < C; c++) {
+                const int64_t row = b + c;
+                const __m256i i0 = off ? _mm256_set1_epi32(corr[row * A->cstride + 8 * k + s0 + s])
+                                       : _mm256_setzero_si256();
+                const __m256i av = _mm256_set1_epi32(load4(A->a + row * A->qstride + 32 * k + 4 * (s0 + s)));
+                ac[c][s] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp4(i0, u, av, t == T_Q8_0)), sc[c], ac[c][s]);
+            }
+        }
+    }
+    for (int c = 0; c < C; c++)
+        for (int s = 0; s < P; s++) acc[c][s0 + s] = ac[c][s];
+}
+
+static inline __attribute__((always_inline)) void tile8(const int t, const int C, const p16info *pi,
+                                                        const uint8_t *ch0, int64_t nb, const acts *A, int64_t b,
+                                                        float *out, int64_t ldo) {
+    if (C > 1 && (t == T_Q5_0 || t == T_Q5_1)) { /* the fifth bits' constants leave no registers for C rows */
+        for (int c = 0; c < C; c++) tile8(t, 1, pi, ch0, nb, A, b + c, out, ldo);
+        return;
+    }
+    const int P = C == 1 ? 8 : 4;
+    for (int h = 0; h < 2; h++) {
+        __m256 acc[2][8], summs[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int s0 = 0; s0 < 8; s0 += P) steps8(t, C, P, pi, ch0, nb, A, b, h, s0, acc, summs);
+        for (int c = 0; c < C; c++) {
+            const __m256 *a = acc[c];
+            __m256 r = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[4], a[0]), _mm256_add_ps(a[6], a[2])),
+                                     _mm256_add_ps(_mm256_add_ps(a[5], a[1]), _mm256_add_ps(a[7], a[3])));
+            if (pi->has_m) r = _mm256_add_ps(r, summs[c]);
+            _mm256_storeu_ps(out + (b + c) * ldo + 8 * h, r);
+        }
+    }
+}
+
+/* lane1 (Q4_0, or IQ4_NL where iq4): 16 weight rows x C activation rows */
+static inline __attribute__((always_inline)) void tile1(const int iq4, const int C, const uint8_t *ch0, int64_t nb,
+                                                        const acts *A, int64_t b, float *out, int64_t ldo) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4NL_U));
+    const int32_t off = -dp4_off(iq4 ? 127 : 8);
+    for (int h = 0; h < 2; h++) {
+        __m256 acc[4];
+        for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
+        for (int64_t k = 0; k < nb; k++) {
+            const uint8_t *ch = ch0 + k * 288;
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ch + 16 * h)));
+            const uint8_t *q = ch + 32 + 32 * h;
+            __m256i isum[4];
+            for (int c = 0; c < C; c++) isum[c] = _mm256_set1_epi32(off * A->sum32[(b + c) * A->gstride + k]);
+            for (int v = 0; v < 4; v++) {
+                const __m256i raw = _mm256_loadu_si256((const __m256i *)(q + 64 * v));
+                __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                if (iq4) { lo = _mm256_shuffle_epi8(lut, lo); hi = _mm256_shuffle_epi8(lut, hi); }
+                for (int c = 0; c < C; c++) {
+                    const int8_t *a = A->a + (b + c) * A->qstride + 32 * k;
+                    isum[c] = dp4(isum[c], lo, _mm256_set1_epi32(load4(a + 4 * v)), iq4);
+                    isum[c] = dp4(isum[c], hi, _mm256_set1_epi32(load4(a + 16 + 4 * v)), iq4);
+                }
+            }
+            for (int c = 0; c < C; c++) {
+                const __m256 sc = _mm256_mul_ps(dw, _mm256_set1_ps(A->dx[(b + c) * A->gstride + k]));
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), sc, acc[c]);
+            }
+        }
+        for (int c = 0; c < C; c++) _mm256_storeu_ps(out + (b + c) * ldo + 8 * h, acc[c]);
+    }
+}
+
+#endif /* HQ_AVX512 */
+
 /* one 16-row group against activation rows [b0, b1) */
 static void group_rows(int t, const p16info *pi, const uint8_t *ch0, int64_t nb, const acts *A, int64_t b0,
                        int64_t b1, float *out, int64_t ldo) {
@@ -245,7 +358,7 @@ static void group_rows(int t, const p16info *pi, const uint8_t *ch0, int64_t nb,
 #undef TILES
 }
 
-#endif /* HQ_AVX512 */
+#endif /* HQ_SIMD */
 
 static inline int64_t rup(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -255,7 +368,7 @@ static inline int64_t rup(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
  * supported, 2: no memory). */
 int p16_matmul_multi(int n, const int *types, const uint8_t *const *Ps, const int64_t *n_outs, int64_t n_in,
                      const float *X, int64_t B, float *const *Ys, int nthreads) {
-#ifndef HQ_AVX512
+#ifndef HQ_SIMD
     (void)n; (void)types; (void)Ps; (void)n_outs; (void)n_in; (void)X; (void)B; (void)Ys; (void)nthreads;
     return 1;
 #else

@@ -1,6 +1,7 @@
 /* K-quant weights (Q2_K .. Q6_K) repacked 16 rows at a time, for AVX-512 matmuls with one output row per 32-bit
  * lane (the K-quant counterpart of packed16.c; same idea: one 64-byte vector holds 4 consecutive values of each of
- * the 16 rows, so one vpdpbusd against 4 broadcast activation bytes gives a 4-product sum for every row).
+ * the 16 rows, so one vpdpbusd against 4 broadcast activation bytes gives a 4-product sum for every row; AVX2: half
+ * of that vector, 8 rows, and dp4 for vpdpbusd).
  *
  * llama.cpp's arithmetic on x86, reproduced bit for bit (activations are Q8_K: one f32 scale per 256 values):
  *   Q4_K (repacked by llama.cpp as q4_K_8x8): per super-block, dot_j = the 32-value integer dot of sub-block j,
@@ -54,7 +55,7 @@ static int64_t pk_chunk(int t) {
 }
 
 int pk_supported(int t) {
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
     return t == T_Q4_K || t == T_Q6_K || t == T_Q2_K || t == T_Q3_K || t == T_Q5_K;
 #else
     (void)t;
@@ -178,7 +179,7 @@ int pk_pack(int t, const uint8_t *W, int64_t n_out, int64_t n_in, uint8_t *P, in
     return 0;
 }
 
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
 
 typedef struct {
     const int8_t *a;     /* Q8_K values, stride n_in */
@@ -188,6 +189,19 @@ typedef struct {
     int64_t n_in, nsb;
     const int32_t *c4;   /* Q3_K: -4 x the 4-value sums, stride n_in / 4 */
 } kacts;
+
+/* activation row b to Q8_K (and, where A has them, Q3_K's -4 x 4-sums) */
+static void quant_k_row(const float *X, int64_t n_in, int64_t b, int pos_wins, const kacts *A) {
+    int8_t *q = (int8_t *)A->a + b * n_in;
+    quant_row_q8k_exact(X + b * n_in, n_in, pos_wins, q, (float *)A->dx + b * A->nsb, (int32_t *)A->bs32 + b * A->nsb * 8,
+                        (int16_t *)A->bs16 + b * A->nsb * 16);
+    if (A->c4) {
+        int32_t *c = (int32_t *)A->c4 + b * (n_in / 4);
+        for (int64_t k = 0; k < n_in / 4; k++) c[k] = -4 * ((int32_t)q[4 * k] + q[4 * k + 1] + q[4 * k + 2] + q[4 * k + 3]);
+    }
+}
+
+#ifdef HQ_AVX512
 
 static inline __m512i bcast4(const int8_t *a) { int32_t v; memcpy(&v, a, 4); return _mm512_set1_epi32(v); }
 static inline __m512i bytes16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
@@ -526,25 +540,280 @@ static void kgroup(int t, const uint8_t *ch0, const kacts *A, int64_t b0, int64_
     if (b < b1) q6k_tiled(1, ch0, A, b, out, ldo);
 }
 
-/* activation row b to Q8_K (and, where A has them, Q3_K's -4 x 4-sums) */
-static void quant_k_row(const float *X, int64_t n_in, int64_t b, int pos_wins, const kacts *A) {
-    int8_t *q = (int8_t *)A->a + b * n_in;
-    quant_row_q8k_exact(X + b * n_in, n_in, pos_wins, q, (float *)A->dx + b * A->nsb, (int32_t *)A->bs32 + b * A->nsb * 8,
-                        (int16_t *)A->bs16 + b * A->nsb * 16);
-    if (A->c4) {
-        int32_t *c = (int32_t *)A->c4 + b * (n_in / 4);
-        for (int64_t k = 0; k < n_in / 4; k++) c[k] = -4 * ((int32_t)q[4 * k] + q[4 * k + 1] + q[4 * k + 2] + q[4 * k + 3]);
+#else /* AVX2: the same lanes, 8 rows (half a group, h) per vector, one activation row at a time */
+
+static inline __m256i bcast4(const int8_t *a) { int32_t v; memcpy(&v, a, 4); return _mm256_set1_epi32(v); }
+static inline __m256i bytes8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+static inline __m256i sbytes8(const uint8_t *p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+static inline __m256 halves8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m256i vq(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+#define MUL32 _mm256_mullo_epi32
+#define ADD32 _mm256_add_epi32
+
+static inline __m256 hsum_lanes(const __m256 *acc) {
+    return _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[4], acc[0]), _mm256_add_ps(acc[6], acc[2])),
+                         _mm256_add_ps(_mm256_add_ps(acc[5], acc[1]), _mm256_add_ps(acc[7], acc[3])));
+}
+
+/* Q4_K, rows 8h.. x activation row b; gemm: per pair of sub-blocks */
+static inline __attribute__((always_inline)) void q4k_half(const int gemm, const uint8_t *ch0, const kacts *A,
+                                                          int64_t b, int h, float *out) {
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * Q4K_CHUNK, *q = ch + 320 + 32 * h;
+        const __m256 x = _mm256_set1_ps(A->dx[b * A->nsb + i]);
+        const __m256 dd = _mm256_mul_ps(halves8(ch + 16 * h), x), dm = _mm256_mul_ps(halves8(ch + 32 + 16 * h), x);
+        __m256i isum = _mm256_setzero_si256(), imin = _mm256_setzero_si256();
+        for (int m = 0; m < 4; m++) {
+            __m256i dlo = _mm256_setzero_si256(), dhi = _mm256_setzero_si256();
+            const int8_t *a = A->a + b * A->n_in + 256 * i + 64 * m;
+            for (int s = 0; s < 8; s++) {
+                const __m256i v = vq(q + (8 * m + s) * 64);
+                dlo = dp4(dlo, _mm256_and_si256(v, m4), bcast4(a + 4 * s), 0);
+                dhi = dp4(dhi, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), bcast4(a + 32 + 4 * s), 0);
+            }
+            const uint8_t *sc = ch + 64 + 32 * m + 8 * h, *mn = ch + 192 + 32 * m + 8 * h;
+            const int32_t *bs = A->bs32 + b * 8 * A->nsb + 8 * i + 2 * m;
+            const __m256i is = ADD32(MUL32(bytes8(sc), dlo), MUL32(bytes8(sc + 16), dhi));
+            const __m256i im = ADD32(MUL32(bytes8(mn), _mm256_set1_epi32(bs[0])),
+                                     MUL32(bytes8(mn + 16), _mm256_set1_epi32(bs[1])));
+            if (gemm) {
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), dd, acc);
+                accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(im), dm, accm);
+            } else {
+                isum = ADD32(isum, is);
+                imin = ADD32(imin, im);
+            }
+        }
+        if (!gemm) {
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), dd, acc);
+            accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dm, accm);
+        }
+    }
+    _mm256_storeu_ps(out, _mm256_sub_ps(acc, accm));
+}
+
+/* Q6_K: the 8 integer lanes of super-block i, rows 8h.. x activation row b */
+static inline __attribute__((always_inline)) void q6k_lanes(const uint8_t *ch, const kacts *A, int64_t b, int64_t i,
+                                                           int h, __m256i *L) {
+    const int8_t *a = A->a + b * A->n_in + 256 * i;
+    const uint8_t *sc = ch + 32 + 8 * h;
+    for (int s = 0; s < 8; s++) L[s] = _mm256_setzero_si256();
+    for (int c8 = 0; c8 < 8; c8++) {
+        const __m256i s_lo = sbytes8(sc + 32 * c8), s_hi = sbytes8(sc + 32 * c8 + 16);
+        for (int s = 0; s < 8; s++) {
+            const __m256i v = vq(ch + 288 + (8 * (c8 >> 1) + s) * 64 + 32 * h);
+            const __m256i nib = _mm256_and_si256(c8 & 1 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
+            const __m256i hv = vq(ch + 288 + 2048 + (8 * (c8 >> 2) + s) * 64 + 32 * h);
+            const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * (c8 & 3)), _mm256_set1_epi8(3));
+            const __m256i p = dp4(_mm256_setzero_si256(), _mm256_or_si256(nib, _mm256_slli_epi16(hb, 4)),
+                                  bcast4(a + 32 * c8 + 4 * s), 0);
+            L[s] = ADD32(L[s], MUL32(p, s < 4 ? s_lo : s_hi));
+        }
+    }
+    const int16_t *bs = A->bs16 + b * 16 * A->nsb + 16 * i;
+    for (int s = 0; s < 8; s++) {
+        const __m256i corr = ADD32(MUL32(sbytes8(sc + 32 * s), _mm256_set1_epi32(bs[2 * s])),
+                                   MUL32(sbytes8(sc + 32 * s + 16), _mm256_set1_epi32(bs[2 * s + 1])));
+        L[s] = _mm256_sub_epi32(L[s], _mm256_slli_epi32(corr, 5));
     }
 }
 
+/* Q6_K: ggml_vec_dot's 8 lanes (or, tiled, the tiled kernel's one sum) */
+static inline __attribute__((always_inline)) void q6k_half(const int tiled, const uint8_t *ch0, const kacts *A,
+                                                          int64_t b, int h, float *out) {
+    __m256 acc[8], tacc = _mm256_setzero_ps();
+    __m256i L[8];
+    for (int s = 0; s < 8; s++) acc[s] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * Q6K_CHUNK;
+        q6k_lanes(ch, A, b, i, h, L);
+        const __m256 dw = halves8(ch + 16 * h), x = _mm256_set1_ps(A->dx[b * A->nsb + i]);
+        if (tiled) {
+            __m256i s1 = L[0];
+            for (int s = 1; s < 8; s++) s1 = ADD32(s1, L[s]);
+            tacc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s1), dw), x, tacc);
+        } else {
+            const __m256 d = _mm256_mul_ps(x, dw);
+            for (int s = 0; s < 8; s++) acc[s] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(L[s]), acc[s]);
+        }
+    }
+    _mm256_storeu_ps(out, tiled ? tacc : hsum_lanes(acc));
+}
+
+/* ---- Q2_K, Q3_K, Q5_K ---- */
+
+/* the codes (unsigned bytes) of chunk c (32 values), step s: values 4s..4s+3 of rows 8h.. */
+static inline __attribute__((always_inline)) __m256i k235_step(const int t, const uint8_t *ch, int c, int s, int h) {
+    if (t == T_Q5_K) {
+        const __m256i v = vq(ch + 320 + (8 * (c >> 1) + s) * 64 + 32 * h);
+        const __m256i nib = _mm256_and_si256(c & 1 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
+        const __m256i hv = vq(ch + 2368 + s * 64 + 32 * h);
+        const __m256i hb = c <= 4 ? _mm256_slli_epi16(hv, 4 - c) : _mm256_srli_epi16(hv, c - 4);
+        return _mm256_or_si256(nib, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
+    }
+    const uint8_t *q = ch + (t == T_Q2_K ? 320 : 288);
+    const __m256i v = vq(q + (8 * (c >> 2) + s) * 64 + 32 * h);
+    const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(v, 2 * (c & 3)), _mm256_set1_epi8(3));
+    if (t == T_Q2_K) return lo;
+    const __m256i hv = vq(ch + 1312 + s * 64 + 32 * h);
+    const __m256i hb = c <= 2 ? _mm256_slli_epi16(hv, 2 - c) : _mm256_srli_epi16(hv, c - 2);
+    return _mm256_or_si256(lo, _mm256_and_si256(hb, _mm256_set1_epi8(4)));
+}
+
+/* the scales of chunk c for its first / second 16 values; Q5_K: one per chunk (both the same) */
+static inline __attribute__((always_inline)) void k235_scales(const int t, const uint8_t *ch, int c, int h,
+                                                             __m256i *lo, __m256i *hi) {
+    if (t == T_Q5_K) { *lo = *hi = bytes8(ch + 64 + 16 * c + 8 * h); return; }
+    if (t == T_Q3_K) { *lo = sbytes8(ch + 32 + 32 * c + 8 * h); *hi = sbytes8(ch + 48 + 32 * c + 8 * h); return; }
+    *lo = _mm256_and_si256(bytes8(ch + 64 + 32 * c + 8 * h), _mm256_set1_epi32(15));
+    *hi = _mm256_and_si256(bytes8(ch + 80 + 32 * c + 8 * h), _mm256_set1_epi32(15));
+}
+
+/* Q3_K / Q5_K, one activation row: ggml_vec_dot's 8 lanes per super-block, hsum_float_8 (+ Q5_K's summs) */
+static inline __attribute__((always_inline)) void k35_vec(const int t, const uint8_t *ch0, const kacts *A, int64_t b,
+                                                         int h, float *out) {
+    const int64_t chunk = t == T_Q3_K ? Q3K_CHUNK : Q5K_CHUNK;
+    __m256 acc[8], summs = _mm256_setzero_ps();
+    for (int s = 0; s < 8; s++) acc[s] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * chunk;
+        const int8_t *a = A->a + b * A->n_in + 256 * i;
+        const int32_t *c4 = t == T_Q3_K ? A->c4 + b * (A->n_in / 4) + 64 * i : NULL;
+        __m256i L[8];
+        for (int s = 0; s < 8; s++) L[s] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            __m256i slo, shi;
+            k235_scales(t, ch, c, h, &slo, &shi);
+            for (int s = 0; s < 8; s++) {
+                const __m256i init = t == T_Q3_K ? _mm256_set1_epi32(c4[8 * c + s]) : _mm256_setzero_si256();
+                const __m256i p = dp4(init, k235_step(t, ch, c, s, h), bcast4(a + 32 * c + 4 * s), 0);
+                L[s] = ADD32(L[s], MUL32(p, s < 4 ? slo : shi));
+            }
+        }
+        const float dx = A->dx[b * A->nsb + i];
+        const __m256 d = _mm256_mul_ps(_mm256_set1_ps(dx), halves8(ch + 16 * h));
+        for (int s = 0; s < 8; s++) acc[s] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(L[s]), acc[s]);
+        if (t == T_Q5_K) {
+            const int32_t *bs = A->bs32 + b * 8 * A->nsb + 8 * i;
+            __m256i im = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++)
+                im = ADD32(im, MUL32(bytes8(ch + 192 + 16 * j + 8 * h), _mm256_set1_epi32(bs[j])));
+            const __m256 dmn = _mm256_mul_ps(_mm256_set1_ps(-dx), halves8(ch + 32 + 16 * h));
+            summs = _mm256_fmadd_ps(dmn, _mm256_cvtepi32_ps(im), summs);
+        }
+    }
+    __m256 r = hsum_lanes(acc);
+    if (t == T_Q5_K) r = _mm256_add_ps(r, summs);
+    _mm256_storeu_ps(out, r);
+}
+
+/* per super-block i, activation row b: the integers of chunks [c0, c1): s1 = sum_g sc_g dot_g (Q3_K: the weights
+ * q - 4) and, with mins, s2 = sum_g mn_g bsum_g */
+static inline __attribute__((always_inline)) void k235_sums(const int t, const uint8_t *ch, const kacts *A, int64_t b,
+                                                           int64_t i, int c0, int c1, int h, __m256i *s1,
+                                                           __m256i *s2) {
+    *s1 = *s2 = _mm256_setzero_si256();
+    const int8_t *a = A->a + b * A->n_in + 256 * i;
+    for (int c = c0; c < c1; c++) {
+        const int16_t *bs = A->bs16 + b * 16 * A->nsb + 16 * i + 2 * c;
+        __m256i lo = t == T_Q3_K ? _mm256_set1_epi32(-4 * bs[0]) : _mm256_setzero_si256();
+        __m256i hi = t == T_Q3_K ? _mm256_set1_epi32(-4 * bs[1]) : _mm256_setzero_si256();
+        for (int s = 0; s < 8; s++) {
+            const __m256i u = k235_step(t, ch, c, s, h), av = bcast4(a + 32 * c + 4 * s);
+            if (s < 4 || t == T_Q5_K) lo = dp4(lo, u, av, 0);
+            else hi = dp4(hi, u, av, 0);
+        }
+        __m256i slo, shi;
+        k235_scales(t, ch, c, h, &slo, &shi);
+        *s1 = ADD32(*s1, MUL32(lo, slo));
+        if (t != T_Q5_K) *s1 = ADD32(*s1, MUL32(hi, shi));
+        if (t == T_Q2_K) {
+            const __m256i mlo = _mm256_srli_epi32(bytes8(ch + 64 + 32 * c + 8 * h), 4);
+            const __m256i mhi = _mm256_srli_epi32(bytes8(ch + 80 + 32 * c + 8 * h), 4);
+            *s2 = ADD32(*s2, ADD32(MUL32(mlo, _mm256_set1_epi32(bs[0])), MUL32(mhi, _mm256_set1_epi32(bs[1]))));
+        } else if (t == T_Q5_K) {
+            *s2 = ADD32(*s2, MUL32(bytes8(ch + 192 + 16 * c + 8 * h),
+                                   _mm256_set1_epi32(A->bs32[b * 8 * A->nsb + 8 * i + c])));
+        }
+    }
+}
+
+/* Q3_K / Q5_K: the tiled kernel's arithmetic */
+static inline __attribute__((always_inline)) void k35_tiled(const int t, const uint8_t *ch0, const kacts *A,
+                                                           int64_t b, int h, float *out) {
+    const int64_t chunk = t == T_Q3_K ? Q3K_CHUNK : Q5K_CHUNK;
+    __m256 tacc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * chunk;
+        __m256i s1, s2;
+        k235_sums(t, ch, A, b, i, 0, 8, h, &s1, &s2);
+        const __m256 dw = halves8(ch + 16 * h);
+        __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(s1), dw);
+        if (t == T_Q5_K) r = _mm256_fnmadd_ps(halves8(ch + 32 + 16 * h), _mm256_cvtepi32_ps(s2), r);
+        tacc = _mm256_fmadd_ps(r, _mm256_set1_ps(A->dx[b * A->nsb + i]), tacc);
+    }
+    _mm256_storeu_ps(out, tacc);
+}
+
+/* Q2_K: the repacked gemm (gemm: per half super-block) or gemv (per super-block) */
+static inline __attribute__((always_inline)) void q2k_half(const int gemm, const uint8_t *ch0, const kacts *A,
+                                                          int64_t b, int h, float *out) {
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * Q2K_CHUNK;
+        const __m256 x = _mm256_set1_ps(A->dx[b * A->nsb + i]);
+        const __m256 dd = _mm256_mul_ps(halves8(ch + 16 * h), x), dm = _mm256_mul_ps(halves8(ch + 32 + 16 * h), x);
+        __m256i is[2], im[2];
+        k235_sums(T_Q2_K, ch, A, b, i, 0, 4, h, &is[0], &im[0]);
+        k235_sums(T_Q2_K, ch, A, b, i, 4, 8, h, &is[1], &im[1]);
+        if (gemm) {
+            for (int hh = 0; hh < 2; hh++) {
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[hh]), dd, acc);
+                accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(im[hh]), dm, accm);
+            }
+        } else {
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ADD32(is[0], is[1])), dd, acc);
+            accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ADD32(im[0], im[1])), dm, accm);
+        }
+    }
+    _mm256_storeu_ps(out, _mm256_sub_ps(acc, accm));
+}
+
+/* one 16-row group against activation rows [b0, b1) (see the AVX-512 kgroup) */
+static void kgroup(int t, const uint8_t *ch0, const kacts *A, int64_t b0, int64_t b1, int64_t B4, int tiled,
+                   float *out, int64_t ldo) {
+    for (int64_t b = b0; b < b1; b++)
+        for (int h = 0; h < 2; h++) {
+            float *o = out + b * ldo + 8 * h;
+            const int gemm = b < B4;
+            switch (t) {
+            case T_Q2_K: if (gemm) q2k_half(1, ch0, A, b, h, o); else q2k_half(0, ch0, A, b, h, o); break;
+            case T_Q4_K: if (gemm) q4k_half(1, ch0, A, b, h, o); else q4k_half(0, ch0, A, b, h, o); break;
+            case T_Q6_K: if (tiled) q6k_half(1, ch0, A, b, h, o); else q6k_half(0, ch0, A, b, h, o); break;
+            case T_Q3_K:
+                if (tiled) k35_tiled(T_Q3_K, ch0, A, b, h, o); else k35_vec(T_Q3_K, ch0, A, b, h, o);
+                break;
+            case T_Q5_K:
+                if (tiled) k35_tiled(T_Q5_K, ch0, A, b, h, o); else k35_vec(T_Q5_K, ch0, A, b, h, o);
+                break;
+            }
+        }
+}
+#undef MUL32
+#undef ADD32
+
 #endif /* HQ_AVX512 */
+
+#endif /* HQ_SIMD */
 
 /* Y[B, n_out] = X[B, n_in] @ W^T with W packed by pk_pack. rows_alone: the rows are separate sequences decoded
  * together (a server's batch): each gets the arithmetic of a batch of one, so its result does not depend on its
  * companions. Returns 0 on success (1: not supported, 2: no memory). */
 int pk_matmul(int t, const uint8_t *P, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
               int nthreads, int rows_alone) {
-#ifndef HQ_AVX512
+#ifndef HQ_SIMD
     (void)t; (void)P; (void)n_out; (void)n_in; (void)X; (void)B; (void)Y; (void)nthreads; (void)rows_alone;
     return 1;
 #else

@@ -9,10 +9,11 @@
  * float offset mw per group (the weight is sw * u + mw; the signed types use u = q + offset, mw = -offset * sw, IQ4_NL
  * u = level + 127).  The product of one group with activation group (int8 a, scale sa, sa * sum(a) = S) is then
  *     sw * sa * (u . a) + mw * S
- * with u . a an exact integer (AVX-512 VNNI vpdpbusd: unsigned x signed bytes).
+ * with u . a an exact integer (AVX-512 VNNI vpdpbusd: unsigned x signed bytes; on AVX2 its emulation dp4).
  *
- * Plain C with OpenMP; AVX-512 (F/BW/VL/VNNI) intrinsics when compiled for a CPU that has them (-march=native),
- * portable scalar code otherwise.  Called through ctypes (see hogar/quant/kernels.py).
+ * Plain C with OpenMP; AVX-512 (F/BW/VL/VNNI) or AVX2 (+ FMA, F16C) intrinsics when compiled for a CPU that has
+ * them (-march=native), portable scalar code otherwise: the same results from all three.  Called through ctypes
+ * (see hogar/quant/kernels.py).
  */
 #ifdef _OPENMP
 #include <omp.h>
@@ -52,7 +53,7 @@ static void quant_row_q8k(const float *x, int64_t n, int G, int8_t *q, float *sa
 /* ---- weight row unpacking: row of nb blocks -> u[nb * block], sw[ngroups], mw[ngroups] -------------------- */
 
 static inline void nibbles16(const uint8_t *qs, uint8_t *lo, uint8_t *hi) {
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
     __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
     _mm_storeu_si128((__m128i *)lo, _mm_and_si128(v, m));
     _mm_storeu_si128((__m128i *)hi, _mm_and_si128(_mm_srli_epi16(v, 4), m));
@@ -62,7 +63,7 @@ static inline void nibbles16(const uint8_t *qs, uint8_t *lo, uint8_t *hi) {
 }
 
 static inline void nibbles32(const uint8_t *qs, uint8_t *lo, uint8_t *hi) {
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
     __m256i v = _mm256_loadu_si256((const __m256i *)qs), m = _mm256_set1_epi8(0x0F);
     _mm256_storeu_si256((__m256i *)lo, _mm256_and_si256(v, m));
     _mm256_storeu_si256((__m256i *)hi, _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
@@ -73,7 +74,7 @@ static inline void nibbles32(const uint8_t *qs, uint8_t *lo, uint8_t *hi) {
 
 /* IQ4_NL: the 16 bytes of nibbles -> unsigned levels u = w + 127 of values 0..15 (lo) and 16..31 (hi) */
 static inline void iq4nl16(const uint8_t *qs, uint8_t *lo, uint8_t *hi) {
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
     const __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
     const __m128i lut = _mm_loadu_si128((const __m128i *)IQ4NL_U);
     _mm_storeu_si128((__m128i *)lo, _mm_shuffle_epi8(lut, _mm_and_si128(v, m)));
@@ -85,11 +86,22 @@ static inline void iq4nl16(const uint8_t *qs, uint8_t *lo, uint8_t *hi) {
 
 /* add 16 to byte e of u[0..32) where bit e of the 32-bit mask is set */
 static inline void fifth_bits32(uint8_t *u, uint32_t qh) {
-#ifdef HQ_AVX512
-    __m256i v = _mm256_loadu_si256((const __m256i *)u);
-    _mm256_storeu_si256((__m256i *)u, _mm256_mask_add_epi8(v, (__mmask32)qh, v, _mm256_set1_epi8(16)));
+#ifdef HQ_SIMD
+    _mm256_storeu_si256((__m256i *)u, add_fifth(_mm256_loadu_si256((const __m256i *)u), qh));
 #else
     for (int j = 0; j < 32; j++) u[j] |= ((qh >> j) & 1) << 4;
+#endif
+}
+
+/* Q5_0 / Q5_1: 16 bytes of nibbles and the 32 fifth bits -> u[0..32) */
+static inline void nibbles16_5(const uint8_t *qs, uint32_t qh, uint8_t *u) {
+#ifdef HQ_SIMD
+    const __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
+    const __m256i lohi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+    _mm256_storeu_si256((__m256i *)u, add_fifth(lohi, qh));
+#else
+    nibbles16(qs, u, u + 16);
+    fifth_bits32(u, qh);
 #endif
 }
 
@@ -113,16 +125,14 @@ static void unpack_row(int t, const uint8_t *r, int64_t nb, uint8_t *u, float *s
             const float d = h2f(r);
             uint32_t qh; memcpy(&qh, r + 2, 4);
             sw[i] = d; mw[i] = -16.f * d;
-            nibbles16(r + 6, u, u + 16);
-            fifth_bits32(u, qh);
+            nibbles16_5(r + 6, qh, u);
         }
         break;
     case T_Q5_1:
         for (int64_t i = 0; i < nb; i++, r += 24, u += 32) {
             uint32_t qh; memcpy(&qh, r + 4, 4);
             sw[i] = h2f(r); mw[i] = h2f(r + 2);
-            nibbles16(r + 8, u, u + 16);
-            fifth_bits32(u, qh);
+            nibbles16_5(r + 8, qh, u);
         }
         break;
     case T_IQ4_NL:
@@ -136,7 +146,7 @@ static void unpack_row(int t, const uint8_t *r, int64_t nb, uint8_t *u, float *s
         for (int64_t i = 0; i < nb; i++, r += 34, u += 32) {
             const float d = h2f(r);
             sw[i] = d; mw[i] = -128.f * d;
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
             __m256i v = _mm256_loadu_si256((const __m256i *)(r + 2));
             _mm256_storeu_si256((__m256i *)u, _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)));
 #else
@@ -176,7 +186,7 @@ static void unpack_row(int t, const uint8_t *r, int64_t nb, uint8_t *u, float *s
             for (int n = 0; n < 2; n++) {
                 const uint8_t *l8 = ql + 64 * n, *h8 = qh + 32 * n;
                 uint8_t *o = u + 128 * n;
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
                 const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
                 __m256i a = _mm256_loadu_si256((const __m256i *)l8), b = _mm256_loadu_si256((const __m256i *)(l8 + 32));
                 __m256i h = _mm256_loadu_si256((const __m256i *)h8);
@@ -315,7 +325,7 @@ static inline float hsum8_ref(const float *a) {
     return (r0 + r2) + (r1 + r3);
 }
 
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
 static inline float hsum8(__m256 x) {
     __m128 r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
     r = _mm_add_ps(r, _mm_movehl_ps(r, r));
@@ -324,10 +334,10 @@ static inline float hsum8(__m256 x) {
 }
 
 /* R unpacked weight rows x C activation rows; out[r * ldo + c] */
-static inline __attribute__((always_inline)) void tile32(const int R, const int C, const uint8_t *u, int64_t ustride,
-        const float *sw, const float *mw, int64_t wstride, const int8_t *a, int64_t astride, const float *sa,
-        const float *S, int64_t sstride, const float *St, const int32_t *corr, int64_t cstride, int64_t nb,
-        int has_m, float *out, int64_t ldo) {
+static inline __attribute__((always_inline)) void tile32(const int wide, const int R, const int C, const uint8_t *u,
+        int64_t ustride, const float *sw, const float *mw, int64_t wstride, const int8_t *a, int64_t astride,
+        const float *sa, const float *S, int64_t sstride, const float *St, const int32_t *corr, int64_t cstride,
+        int64_t nb, int has_m, float *out, int64_t ldo) {
     __m256 acc[4][4];
     float summs[4][4];
     __m128 summs4[4];
@@ -347,7 +357,7 @@ static inline __attribute__((always_inline)) void tile32(const int R, const int 
             const __m256i uv = _mm256_load_si256((const __m256i *)(u + r * ustride + 32 * g));
             const __m256 dw = _mm256_set1_ps(sw[r * wstride + g]);
             for (int c = 0; c < C; c++) {
-                const __m256 p = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(iv[c], uv, av[c]));
+                const __m256 p = _mm256_cvtepi32_ps(dp4(iv[c], uv, av[c], wide));
                 acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[c]), p, acc[r][c]);
                 if (has_m && C != 4) summs[r][c] += mw[r * wstride + g] * S[c * sstride + g];
             }
@@ -364,9 +374,27 @@ static inline __attribute__((always_inline)) void tile32(const int R, const int 
         }
     }
 }
+
+/* nr (<= 4) weight rows x nc (4 or 1) activation rows -> tmp[r * 4 + c] */
+static inline __attribute__((always_inline)) void tiles32(const int wide, int64_t nr, int64_t nc, const uint8_t *u,
+        const float *swb, const float *mwb, const int8_t *ap, const float *sap, const float *Sp, const float *Stp,
+        const int32_t *cp, int64_t qstride, int64_t gstride, int64_t cstride, int64_t nb, int has_m, float *tmp) {
+    if (nr == 4 && nc == 4)
+        tile32(wide, 4, 4, u, qstride, swb, mwb, gstride, ap, qstride, sap, Sp, gstride, Stp, cp, cstride, nb, has_m,
+               tmp, 4);
+    else if (nr == 4)
+        tile32(wide, 4, 1, u, qstride, swb, mwb, gstride, ap, qstride, sap, Sp, gstride, NULL, cp, cstride, nb, has_m,
+               tmp, 4);
+    else
+        for (int64_t r = 0; r < nr; r++)
+            for (int64_t c = 0; c < nc; c++)
+                tile32(wide, 1, 1, u + r * qstride, qstride, swb + r * gstride, mwb + r * gstride, gstride,
+                       ap + c * qstride, qstride, sap + c * gstride, Sp + c * gstride, gstride, NULL,
+                       cp ? cp + c * cstride : NULL, cstride, nb, has_m, tmp + r * 4 + c, 4);
+}
 #endif
 
-/* portable version of the same arithmetic (also the definition the AVX-512 one must agree with) */
+/* portable version of the same arithmetic (also the definition the SIMD one must agree with) */
 static __attribute__((unused)) void dot32_ref(const uint8_t *u, const float *sw, const float *mw, const int8_t *a, const float *sa,
                       const float *S, const int32_t *corr, int64_t nb, int has_m, float *out) {
     float acc[8] = {0}, summs = 0.f;
@@ -397,7 +425,7 @@ static int weight_offset(int t) {
 static int matmul32(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
                     int nthreads, const qinfo *qi) {
     const int64_t nb = n_in / 32, row_bytes = nb * qi->size;
-    const int off = weight_offset(t), has_m = qi->amode == 1;
+    const int off = dp4_off(weight_offset(t)), has_m = qi->amode == 1;
     const int64_t qstride = round_up(n_in, 64), gstride = round_up(nb, 16), cstride = round_up(n_in / 4, 16);
     int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * qstride));
     float *sa = (float *)aligned_alloc(64, (size_t)(B * gstride) * sizeof(float));
@@ -453,19 +481,13 @@ static int matmul32(int t, const uint8_t *W, int64_t n_out, int64_t n_in, const 
                     const float *sap = sa + b * gstride, *Sp = S + b * gstride;
                     const int32_t *cp = off ? corr + b * cstride : NULL;
                     const float *Stp = has_m && nc == CT ? St + b / 4 * gstride * 4 : NULL;
-#ifdef HQ_AVX512
-                    if (nr == RT && nc == CT)
-                        tile32(RT, CT, u, qstride, swb, mwb, gstride, ap, qstride, sap, Sp, gstride, Stp, cp, cstride, nb,
-                               has_m, tmp, CT);
-                    else if (nr == RT)
-                        tile32(RT, 1, u, qstride, swb, mwb, gstride, ap, qstride, sap, Sp, gstride, NULL, cp, cstride, nb,
-                               has_m, tmp, CT);
+#ifdef HQ_SIMD
+                    if (weight_offset(t) > 64) /* wide: see dp4 */
+                        tiles32(1, nr, nc, u, swb, mwb, ap, sap, Sp, Stp, cp, qstride, gstride, cstride, nb, has_m,
+                                tmp);
                     else
-                        for (int64_t r = 0; r < nr; r++)
-                            for (int64_t c = 0; c < nc; c++)
-                                tile32(1, 1, u + r * qstride, qstride, swb + r * gstride, mwb + r * gstride, gstride,
-                                       ap + c * qstride, qstride, sap + c * gstride, Sp + c * gstride, gstride, NULL,
-                                       cp ? cp + c * cstride : NULL, cstride, nb, has_m, tmp + r * CT + c, CT);
+                        tiles32(0, nr, nc, u, swb, mwb, ap, sap, Sp, Stp, cp, qstride, gstride, cstride, nb, has_m,
+                                tmp);
 #else
                     for (int64_t r = 0; r < nr; r++)
                         for (int64_t c = 0; c < nc; c++)
@@ -510,18 +532,20 @@ static void k4_meta_row(const uint8_t *r, int64_t nsb, k4meta *m) {
 }
 
 /* the 8 sub-block dot products (32 values each) of one super-block: u unsigned, a signed */
-static inline void dots8(const uint8_t *u, const int8_t *a, int32_t *dot) {
-#ifdef HQ_AVX512
+static inline __attribute__((always_inline)) void dots8(const uint8_t *u, const int8_t *a, int32_t *dot,
+                                                        const int wide) {
+#ifdef HQ_SIMD
     __m256i v[8];
     for (int j = 0; j < 8; j++)
-        v[j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_load_si256((const __m256i *)(u + 32 * j)),
-                                   _mm256_load_si256((const __m256i *)(a + 32 * j)));
+        v[j] = dp4(_mm256_setzero_si256(), _mm256_load_si256((const __m256i *)(u + 32 * j)),
+                   _mm256_load_si256((const __m256i *)(a + 32 * j)), wide);
     __m256i t0 = _mm256_hadd_epi32(v[0], v[1]), t1 = _mm256_hadd_epi32(v[2], v[3]);
     __m256i t2 = _mm256_hadd_epi32(v[4], v[5]), t3 = _mm256_hadd_epi32(v[6], v[7]);
     t0 = _mm256_hadd_epi32(t0, t1); t2 = _mm256_hadd_epi32(t2, t3);
     const __m256i r = _mm256_add_epi32(_mm256_permute2x128_si256(t0, t2, 0x20), _mm256_permute2x128_si256(t0, t2, 0x31));
     _mm256_storeu_si256((__m256i *)dot, r);
 #else
+    (void)wide;
     for (int j = 0; j < 8; j++) {
         int32_t s = 0;
         for (int e = 0; e < 32; e++) s += (int32_t)u[32 * j + e] * a[32 * j + e];
@@ -535,7 +559,7 @@ static float dot_q4k_exact(const uint8_t *u, const k4meta *m, const int8_t *a, c
     float acc = 0.f, accm = 0.f;
     int32_t dot[8];
     for (int64_t i = 0; i < nsb; i++) {
-        dots8(u + 256 * i, a + 256 * i, dot);
+        dots8(u + 256 * i, a + 256 * i, dot, 0);
         const int32_t *sc = m[i].sc, *mn = m[i].mn, *bs = bs32 + 8 * i;
         const float dd = m[i].d * dx[i], dm = m[i].dmin * dx[i];
         if (gemm) {
@@ -563,12 +587,11 @@ static float dot_q6k_exact(const uint8_t *u, const uint8_t *r, const int8_t *a, 
         const int8_t *sc = (const int8_t *)(r + 192);
         const float d = dx[i] * h2f(r + 208);
         int32_t lane[8];
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
         __m256i sumi = _mm256_setzero_si256();
         for (int c = 0; c < 8; c++) {
-            const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                                  _mm256_load_si256((const __m256i *)(u + 256 * i + 32 * c)),
-                                                  _mm256_load_si256((const __m256i *)(a + 256 * i + 32 * c)));
+            const __m256i p = dp4(_mm256_setzero_si256(), _mm256_load_si256((const __m256i *)(u + 256 * i + 32 * c)),
+                                  _mm256_load_si256((const __m256i *)(a + 256 * i + 32 * c)), 0);
             const __m256i s = _mm256_setr_epi32(sc[2 * c], sc[2 * c], sc[2 * c], sc[2 * c], sc[2 * c + 1],
                                                 sc[2 * c + 1], sc[2 * c + 1], sc[2 * c + 1]);
             sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p, s));
@@ -719,7 +742,7 @@ static void k235_codes(int t, const uint8_t *r, int64_t nsb, uint8_t *u) {
         for (int n = 0; n < 2; n++)
             for (int j = 0; j < 4; j++) {
                 uint8_t *oj = o + 128 * n + 32 * j;
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
                 const __m256i v = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(qs + 32 * n)), 2 * j),
                                                    _mm256_set1_epi8(3));
                 __m256i h = _mm256_setzero_si256();
@@ -741,12 +764,12 @@ static void k235_codes(int t, const uint8_t *r, int64_t nsb, uint8_t *u) {
 /* the integers of one super-block (see above): lo[8], hi[8], mins[8]; c4: Q3_K's -4 x 4-sums (else NULL) */
 static inline __attribute__((unused)) void k235_ints(const uint8_t *u, const int8_t *a, const int32_t *c4, const int16_t *bs16,
                              const k235meta *m, int32_t *lo, int32_t *hi, int32_t *mins) {
-#ifdef HQ_AVX512
+#ifdef HQ_SIMD
     __m256i s[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
     for (int c = 0; c < 8; c++) {
         const __m256i init = c4 ? _mm256_loadu_si256((const __m256i *)(c4 + 8 * c)) : _mm256_setzero_si256();
-        const __m256i p = _mm256_dpbusd_epi32(init, _mm256_load_si256((const __m256i *)(u + 32 * c)),
-                                              _mm256_load_si256((const __m256i *)(a + 32 * c)));
+        const __m256i p = dp4(init, _mm256_load_si256((const __m256i *)(u + 32 * c)),
+                              _mm256_load_si256((const __m256i *)(a + 32 * c)), 0);
         s[c >> 2] = _mm256_add_epi32(s[c >> 2], _mm256_mullo_epi32(p, _mm256_loadu_si256((const __m256i *)m->scv[c])));
     }
     _mm256_storeu_si256((__m256i *)lo, s[0]);
@@ -940,20 +963,20 @@ static float dot_iq4nl_lane1(const uint8_t *u, const float *dw, const int8_t *a,
     float acc = 0.f;
     int32_t dot[8];
     for (int64_t i = 0; i < nb; i += 8) {
-        dots8(u + 32 * i, a + 32 * i, dot); /* u, a: zero-padded to whole 256-byte groups */
+        dots8(u + 32 * i, a + 32 * i, dot, 1); /* u, a: zero-padded to whole 256-byte groups */
         const int64_t n = nb - i < 8 ? nb - i : 8;
         for (int64_t j = 0; j < n; j++)
-            acc = fmaf((float)(dot[j] - 127 * s32[i + j]), dw[i + j] * dx[i + j], acc);
+            acc = fmaf((float)(dot[j] - dp4_off(127) * s32[i + j]), dw[i + j] * dx[i + j], acc);
     }
     return acc;
 }
 
 /* the 8 lanes of one block: lane l = sum over values 4l..4l+3 of w * x (c4: -127 x the 4-sums of x) */
 static inline void lanes8(const uint8_t *u, const int8_t *a, const int32_t *c4, int32_t *lane) {
-#ifdef HQ_AVX512
-    _mm256_storeu_si256((__m256i *)lane, _mm256_dpbusd_epi32(_mm256_loadu_si256((const __m256i *)c4),
-                                                             _mm256_loadu_si256((const __m256i *)u),
-                                                             _mm256_loadu_si256((const __m256i *)a)));
+#ifdef HQ_SIMD
+    _mm256_storeu_si256((__m256i *)lane, dp4(_mm256_loadu_si256((const __m256i *)c4),
+                                             _mm256_loadu_si256((const __m256i *)u),
+                                             _mm256_loadu_si256((const __m256i *)a), 1));
 #else
     for (int l = 0; l < 8; l++) {
         int32_t s = c4[l];
@@ -1016,7 +1039,7 @@ static int matmul_iq4nl(const uint8_t *W, int64_t n_out, int64_t n_in, const flo
                 for (int l = 0; l < 8; l++) {
                     const int8_t *e = q + 32 * k + 4 * l;
                     const int32_t s4 = (int32_t)e[0] + e[1] + e[2] + e[3];
-                    if (!lane1) c[8 * k + l] = -127 * s4;
+                    if (!lane1) c[8 * k + l] = -dp4_off(127) * s4;
                     s32 += s4;
                 }
                 if (lane1) c[k] = s32;

@@ -1,0 +1,57 @@
+"""`hogar quantize` against llama-quantize on every architecture family's tiny F16 file (tests/fixtures/tiny/, from
+scripts/tiny_models.py): whole-file sha256 identity at several presets. Needs llama.cpp's llama-quantize binary
+(LLAMA_QUANTIZE, default: the llama-cpp-python sdist's vendor tree built under /tmp/ref).
+
+    .venv/bin/python benchmarks/check_quantize_families.py [--types Q4_K_M,Q8_0,...] [family ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+TINY = REPO / "tests" / "fixtures" / "tiny"
+LLAMA_QUANTIZE = os.environ.get(
+    "LLAMA_QUANTIZE", "/tmp/ref/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin/llama-quantize")
+TYPES = "Q4_0,Q4_1,Q5_0,Q8_0,Q2_K,Q3_K_M,Q4_K_M,Q5_K_M,Q6_K"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main() -> int:
+    from hogar.quantize import quantize_file
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("families", nargs="*")
+    ap.add_argument("--types", default=TYPES)
+    a = ap.parse_args()
+    sources = [TINY / f"{f}-f16.gguf" for f in a.families] or sorted(TINY.glob("*-f16.gguf"))
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in sources:
+            row = []
+            for t in a.types.split(","):
+                ref, ours = Path(tmp) / "ref.gguf", Path(tmp) / "ours.gguf"
+                proc = subprocess.run([LLAMA_QUANTIZE, str(src), str(ref), t, "2"], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    row.append(f"{t} llama-quantize failed")
+                    continue
+                quantize_file(src, ours, t)
+                same = sha(ref) == sha(ours)
+                failures += not same
+                row.append(f"{t} {'identical' if same else 'DIFFERENT'}")
+            print(f"{src.name.removesuffix('-f16.gguf')}: {', '.join(row)}", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
