@@ -117,6 +117,22 @@ def test_fallback_is_chatml():
     assert ChatTemplate("{{ messages[0].content }}").has_template
 
 
+@pytest.mark.parametrize(("arch", "expected"), [
+    # the turns llama.cpp's built-in templates write (llama-chat.cpp: phi3, granite)
+    ("phi3", "<|system|>\nYou are terse.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello! How can I help?<|end|>\n"
+             "<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\n"),
+    ("granite", "<|start_of_role|>system<|end_of_role|>You are terse.<|end_of_text|>\n"
+                "<|start_of_role|>user<|end_of_role|>Hi<|end_of_text|>\n"
+                "<|start_of_role|>assistant<|end_of_role|>Hello! How can I help?<|end_of_text|>\n"
+                "<|start_of_role|>user<|end_of_role|>What is 2+2?<|end_of_text|>\n"
+                "<|start_of_role|>assistant<|end_of_role|>"),
+])
+def test_builtin_templates_for_files_without_one(arch, expected):
+    from hogar.tokenizer.chat import BUILTIN_TEMPLATES
+
+    assert ChatTemplate(BUILTIN_TEMPLATES[arch]).render([SYSTEM, *CONVERSATION]) == expected
+
+
 def test_text_parts_are_joined_and_extra_variables_reach_the_template():
     parts = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
     template = ChatTemplate("{{ messages[0]['content'] }}|{{ bos_token }}{{ enable_thinking }}", bos_token="<s>")

@@ -79,7 +79,25 @@ GEMMA3_TEMPLATE = (
     "    {{'<start_of_turn>model\n'}}\n"
     "{%- endif -%}\n"
 )
-BUILTIN_TEMPLATES = {arch: GEMMA3_TEMPLATE for arch in ("gemma", "gemma2", "gemma3")}
+# Phi-3.5-mini-instruct's template (tokenizer_config.json), for phi3 files converted without one.
+PHI3_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' and message['content'] %}"
+    "{{'<|system|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
+)
+# Granite 3's turns as llama.cpp's built-in `granite` template writes them (no default system message, no tools).
+GRANITE_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|start_of_role|>' + message['role'] + '<|end_of_role|>' + message['content'] + '<|end_of_text|>\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_of_role|>assistant<|end_of_role|>' }}{%- endif %}"
+)
+BUILTIN_TEMPLATES = {"gemma": GEMMA3_TEMPLATE, "gemma2": GEMMA3_TEMPLATE, "gemma3": GEMMA3_TEMPLATE,
+                     "phi3": PHI3_TEMPLATE, "granite": GRANITE_TEMPLATE}
 
 
 class _TemplateRaised(Exception):
