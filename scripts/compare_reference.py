@@ -23,17 +23,39 @@ def load_reference(name: str) -> dict:
 
 
 def greedy_matches(model, ref: dict) -> list[int]:
-    """Per prompt: how many of the 48 greedy tokens match llama.cpp's before the first difference."""
+    """Per prompt: how many of the 48 greedy tokens match llama.cpp's before the first difference.
+
+    llama.cpp's recorder takes the argmax 48 times whatever it is; hogar's generate() stops at an end-of-generation
+    token (and ignore_eos would ban those tokens, as llama.cpp's sampler does, which changes the continuation). So a
+    generation that stops early is continued the recorder's way, by argmax over the same cache, from the stop token."""
     out = []
     for case in ref["greedy"]:
         model.reset()  # llama.cpp's run evaluated each prompt from an empty cache
-        c = model.generate(case["prompt_ids"], temperature=0, max_tokens=len(case["tokens"]), ignore_eos=True)
+        want = case["tokens"]
+        c = model.generate(case["prompt_ids"], temperature=0, max_tokens=len(want))
+        got = list(c.tokens)
+        if c.finish_reason == "stop" and len(got) < len(want):
+            got += argmax_steps(model, case["prompt_ids"] + got, len(want) - len(got))
         n = 0
-        for a, b in zip(c.tokens, case["tokens"], strict=False):
+        for a, b in zip(got, want, strict=False):
             if a != b:
                 break
             n += 1
         out.append(n)
+    return out
+
+
+def argmax_steps(model, ids: list[int], n: int) -> list[int]:
+    """n greedy tokens after ids by argmax alone (no end-of-generation handling), on the cache ids are in."""
+    engine, ids = model.engine, list(ids)
+    logits = engine.prefill(ids)
+    out = []
+    for _ in range(n):
+        token = int(logits.argmax())
+        out.append(token)
+        logits = engine.forward([token], 0, len(ids), keep=slice(-1, None))[-1]
+        engine.slot_tokens[0].append(token)
+        ids.append(token)
     return out
 
 
@@ -43,9 +65,8 @@ def teacher_agreement(model, ref: dict) -> float:
     return sum(a == b for a, b in zip(top1, ref["teacher"]["top1"], strict=True)) / len(ids)
 
 
-def perplexity(model) -> float:
-    text = (FIXTURES / "english.txt").read_text()
-    return model.perplexity(text, n_ctx=512).ppl
+def perplexity(model, text: str | None = None, n_ctx: int = 512) -> float:
+    return model.perplexity(text or (FIXTURES / "english.txt").read_text(), n_ctx=n_ctx).ppl
 
 
 def main() -> int:

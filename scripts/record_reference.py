@@ -38,7 +38,8 @@ N_TEACHER = 512
 PPL_CTX = 512
 
 
-def record(name: str, path: Path) -> dict:
+def record(name: str, path: Path, prompts: list[str] | None = None, text: str | None = None,
+           ppl_ctx: int = PPL_CTX) -> dict:
     import llama_cpp
 
     llm = llama_cpp.Llama(
@@ -54,7 +55,7 @@ def record(name: str, path: Path) -> dict:
     gen_llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, n_batch=512, logits_all=False, verbose=False,
                               n_threads=os.cpu_count() or 2, seed=0)
     out: dict = {"model": name, "llama_cpp_version": llama_cpp.__version__, "greedy": [], "n_greedy": N_GREEDY}
-    for prompt in PROMPTS:
+    for prompt in prompts or PROMPTS:
         ids = gen_llm.tokenize(prompt.encode(), add_bos=True, special=True)
         gen_llm.reset()
         gen_llm.eval(ids)
@@ -66,14 +67,14 @@ def record(name: str, path: Path) -> dict:
             gen_llm.eval([tok])
         out["greedy"].append({"prompt": prompt, "prompt_ids": ids, "tokens": gen})
 
-    text = (FIXTURES / "english.txt").read_text()
+    text = text or (FIXTURES / "english.txt").read_text()
     ids = llm.tokenize(text.encode(), add_bos=True, special=False)[:N_TEACHER]
     llm.reset()
     llm.eval(ids)
     scores = np.array(llm.scores[: len(ids)])
     out["teacher"] = {"ids": ids, "top1": scores.argmax(-1).tolist()}
 
-    out["perplexity"] = llama_perplexity(path, text, PPL_CTX)
+    out["perplexity"] = llama_perplexity(path, text, ppl_ctx)
     return out
 
 
