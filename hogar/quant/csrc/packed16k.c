@@ -25,8 +25,8 @@
  * Chunk of one (16-row group, super-block):
  *   Q4_K (2368 bytes, 16 x 144 + 64): d[16], dmin[16] f16 | sc[8][16], mn[8][16] bytes (6-bit values unpacked) |
  *     32 x 64 bytes: vector 8m+s, byte 4r+e: low nibble value 4s+e of sub-block 2m, high nibble the same of 2m+1.
- *   Q6_K (3360 bytes, 16 x 210): d[16] f16 | sc[16][16] int8 | 32 x 64 bytes of low nibbles as for Q4_K (chunk 2m
- *     low, 2m+1 high) | 16 x 64 bytes of high bits: vector 8n+s, byte 4r+e holds bits 4-5 of value 4s+e of chunks
+ *   Q6_K (3392 bytes, 16 x 210 + 32): d[16] f16 | sc[16][16] int8 | 32 bytes unused | 32 x 64 bytes of low
+ *     nibbles as for Q4_K (chunk 2m low, 2m+1 high) | 16 x 64 bytes of high bits: vector 8n+s, byte 4r+e holds bits 4-5 of value 4s+e of chunks
  *     4n+k at bits 2k..2k+1.
  *   Q2_K (1344 bytes, 16 x 84): d[16], dmin[16] f16 | scale bytes [16][16] (sc | mn << 4) | 16 x 64 bytes of codes:
  *     vector 8n+s, byte 4r+e holds value 4s+e of chunks 4n+k at bits 2k..2k+1 (= the GGUF byte qs[32n + 4s + e]).
@@ -41,7 +41,13 @@
 #include <omp.h>
 #endif
 
-enum { Q4K_CHUNK = 2368, Q6K_CHUNK = 3360, Q2K_CHUNK = 1344, Q3K_CHUNK = 1824, Q5K_CHUNK = 2880 };
+/* Q6K_Q: where a Q6_K chunk's values start, on a cache line (so is every chunk: 3392 = 53 x 64); a line-split
+ * vector load on every step cost the decode kernel about half its speed out of L2 */
+enum { Q6K_Q = 320 };
+/* The decode kernels prefetch the chunk PF_CHUNKS ahead, a line per step: out of L2, the hardware prefetchers alone
+ * left the Q6_K kernel at about half its speed (the chunks of a group, then the next group, lie back to back). */
+enum { PF_CHUNKS = 2 };
+enum { Q4K_CHUNK = 2368, Q6K_CHUNK = 3392, Q2K_CHUNK = 1344, Q3K_CHUNK = 1824, Q5K_CHUNK = 2880 };
 
 static int64_t pk_chunk(int t) {
     switch (t) {
@@ -159,7 +165,7 @@ int pk_pack(int t, const uint8_t *W, int64_t n_out, int64_t n_in, uint8_t *P, in
                     memcpy(c + 2 * r, blk + 208, 2);
                     for (int j = 0; j < 16; j++) c[32 + 16 * j + r] = blk[192 + j];
                     q6k_values(blk, u);
-                    uint8_t *q = c + 288, *h = c + 288 + 2048;
+                    uint8_t *q = c + Q6K_Q, *h = c + Q6K_Q + 2048;
                     for (int m = 0; m < 4; m++)
                         for (int s = 0; s < 8; s++)
                             for (int e = 0; e < 4; e++)
@@ -264,9 +270,9 @@ static inline __attribute__((always_inline)) void q4k_tile(const int C, const in
 
 /* Q6_K value vector of chunk c8 (32 values), step s */
 static inline __m512i q6k_step(const uint8_t *ch, int c8, int s) {
-    const __m512i v = _mm512_loadu_si512(ch + 288 + (8 * (c8 >> 1) + s) * 64);
+    const __m512i v = _mm512_loadu_si512(ch + Q6K_Q + (8 * (c8 >> 1) + s) * 64);
     const __m512i nib = _mm512_and_si512(c8 & 1 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
-    const __m512i h = _mm512_loadu_si512(ch + 288 + 2048 + (8 * (c8 >> 2) + s) * 64);
+    const __m512i h = _mm512_loadu_si512(ch + Q6K_Q + 2048 + (8 * (c8 >> 2) + s) * 64);
     const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(h, 2 * (c8 & 3)), _mm512_set1_epi8(3));
     return _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
 }
@@ -279,6 +285,7 @@ static inline __attribute__((always_inline)) void q6k_lanes(const int C, const u
     for (int c8 = 0; c8 < 8; c8++) {
         const __m512i s_lo = sbytes16(ch + 32 + 16 * (2 * c8)), s_hi = sbytes16(ch + 32 + 16 * (2 * c8 + 1));
         for (int s = 0; s < 8; s++) {
+            _mm_prefetch((const char *)ch + PF_CHUNKS * Q6K_CHUNK + 64 * (8 * c8 + s), _MM_HINT_T0);
             const __m512i u = q6k_step(ch, c8, s);
             for (int c = 0; c < C; c++) {
                 const int8_t *a = A->a + (b + c) * A->n_in + 256 * i + 32 * c8 + 4 * s;
@@ -603,9 +610,9 @@ static inline __attribute__((always_inline)) void q6k_lanes(const uint8_t *ch, c
     for (int c8 = 0; c8 < 8; c8++) {
         const __m256i s_lo = sbytes8(sc + 32 * c8), s_hi = sbytes8(sc + 32 * c8 + 16);
         for (int s = 0; s < 8; s++) {
-            const __m256i v = vq(ch + 288 + (8 * (c8 >> 1) + s) * 64 + 32 * h);
+            const __m256i v = vq(ch + Q6K_Q + (8 * (c8 >> 1) + s) * 64 + 32 * h);
             const __m256i nib = _mm256_and_si256(c8 & 1 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
-            const __m256i hv = vq(ch + 288 + 2048 + (8 * (c8 >> 2) + s) * 64 + 32 * h);
+            const __m256i hv = vq(ch + Q6K_Q + 2048 + (8 * (c8 >> 2) + s) * 64 + 32 * h);
             const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * (c8 & 3)), _mm256_set1_epi8(3));
             const __m256i p = dp4(_mm256_setzero_si256(), _mm256_or_si256(nib, _mm256_slli_epi16(hb, 4)),
                                   bcast4(a + 32 * c8 + 4 * s), 0);
