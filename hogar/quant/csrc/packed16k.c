@@ -26,8 +26,8 @@
  *   Q4_K (2368 bytes, 16 x 144 + 64): d[16], dmin[16] f16 | sc[8][16], mn[8][16] bytes (6-bit values unpacked) |
  *     32 x 64 bytes: vector 8m+s, byte 4r+e: low nibble value 4s+e of sub-block 2m, high nibble the same of 2m+1.
  *   Q6_K (3392 bytes, 16 x 210 + 32): d[16] f16 | sc[16][16] int8 | 32 bytes unused | 32 x 64 bytes of low
- *     nibbles as for Q4_K (chunk 2m low, 2m+1 high) | 16 x 64 bytes of high bits: vector 8n+s, byte 4r+e holds bits 4-5 of value 4s+e of chunks
- *     4n+k at bits 2k..2k+1.
+ *     nibbles as for Q4_K (chunk 2m low, 2m+1 high) | 16 x 64 bytes of high bits: vector 8n+s, byte 4r+e holds
+ *     bits 4-5 of value 4s+e of chunks 4n+k at bits 2k..2k+1.
  *   Q2_K (1344 bytes, 16 x 84): d[16], dmin[16] f16 | scale bytes [16][16] (sc | mn << 4) | 16 x 64 bytes of codes:
  *     vector 8n+s, byte 4r+e holds value 4s+e of chunks 4n+k at bits 2k..2k+1 (= the GGUF byte qs[32n + 4s + e]).
  *   Q3_K (1824 bytes, 16 x 114): d[16] f16 | sc - 32 [16][16] int8 | 16 x 64 bytes of low bits as for Q2_K |
