@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from hogar.models import blocks
@@ -104,9 +105,45 @@ def n_expert_used(args: Args, il: int) -> int:
 def moe_ffn(args: Args, w: Callable[[str], Any], il: int, x: torch.Tensor, norm_w: bool) -> torch.Tensor:
     """build_moe_ffn with softmax gating and SwiGLU experts: x [..., n_embd] -> [..., n_embd]."""
     x2 = x.reshape(-1, x.shape[-1])
-    probs = soft_max(w(f"blk.{il}.ffn_gate_inp.weight")(x2))
-    selected, weights = route(probs, n_expert_used(args, il), norm_w)
+    logits = w(f"blk.{il}.ffn_gate_inp.weight")(x2)
+    if x2.shape[0] == 1 and logits.device.type == "cpu":
+        return _one_token(w, il, x2, logits[0], n_expert_used(args, il), norm_w).view(x.shape)
+    selected, weights = route(soft_max(logits), n_expert_used(args, il), norm_w)
     return experts(w, il, x2, selected, weights).view(x.shape)
+
+
+def _one_token(w: Callable[[str], Any], il: int, x: torch.Tensor, logits: torch.Tensor, k: int,
+               norm_w: bool) -> torch.Tensor:
+    """moe_ffn for one token (decoding), the same arithmetic with the routing in numpy: a few dozen small torch ops
+    per layer cost as much as the experts' matmuls here."""
+    row = logits.numpy()
+    d = row - row.max()
+    n16 = d.shape[0] // 16 * 16
+    head = G.v_expf(torch.from_numpy(d[:n16].copy())).numpy() if n16 else np.empty(0, np.float32)
+    tail = np.exp(d[n16:].astype(np.float64)).astype(np.float32)
+    parts = _reduce_add_16_np(head.reshape(-1, 16)).astype(np.float64)
+    total = np.cumsum(np.concatenate([parts, tail.astype(np.float64)]))[-1]
+    probs = np.concatenate([head, tail]) * np.float32(1.0 / total)
+    selected = top_k(torch.from_numpy(probs).unsqueeze(0), k)[0].tolist()
+    weights = probs[selected]
+    if norm_w:
+        weights = weights / max(np.float32(np.cumsum(weights.astype(np.float64))[-1]), np.float32(_MIN_WEIGHT_SUM))
+    p = f"blk.{il}."
+    gate, up, down = (w(p + f"ffn_{n}_exps.weight") for n in ("gate", "up", "down"))
+    out = None
+    for e, weight in zip(selected, weights.tolist(), strict=True):  # float32 values, exact as Python floats
+        y = _expert(gate[e], up[e], down[e], x) * weight
+        out = y if out is None else out + y
+    assert out is not None
+    return out
+
+
+def _reduce_add_16_np(x: np.ndarray) -> np.ndarray:
+    """ggml_math.reduce_add_16 in numpy float32."""
+    a = x[:, 8:16] + x[:, 0:8]
+    b = a[:, 4:8] + a[:, 0:4]
+    c = b[:, 0:2] + b[:, 2:4]
+    return c[:, 0] + c[:, 1]
 
 
 def shared_expert(w: Callable[[str], Any], il: int, x: torch.Tensor) -> torch.Tensor:
