@@ -30,6 +30,7 @@ _SIGNATURES = {
     "pk_packed_size": ([ctypes.c_int, _I, _I], _I),
     "pk_pack": ([ctypes.c_int, _P, _I, _I, _P, ctypes.c_int], ctypes.c_int),
     "pk_matmul": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, ctypes.c_int, ctypes.c_int], ctypes.c_int),
+    "pk_matmul_multi": ([ctypes.c_int, _P, _P, _P, _I, _P, _I, _P, ctypes.c_int, ctypes.c_int], ctypes.c_int),
 }
 
 
@@ -113,7 +114,8 @@ def matmul_packed(packed: torch.Tensor, qtype: int, shape: tuple[int, int], x: t
 
 class PackedGroup:
     """Several packed matrices with the same input (q, k, v; gate, up) multiplied in one call: the activations are
-    quantized once and all the rows share one parallel region. Only types that quantize activations alike."""
+    quantized once and all the rows share one parallel region. Only types that quantize activations alike: the
+    block-32 ones to Q8_0 or to Q8_1, or the K-quants to Q8_K (pk_matmul_multi declines a mix it cannot share)."""
 
     def __init__(self, items: list[tuple[torch.Tensor, int, tuple[int, int]]]) -> None:
         n = len(items)
@@ -123,11 +125,12 @@ class PackedGroup:
         self._types = (ctypes.c_int * n)(*[int(t) for _, t, _ in items])
         self._ptrs = (ctypes.c_void_p * n)(*[p.data_ptr() for p, _, _ in items])
         self._n_outs = (ctypes.c_int64 * n)(*self.n_outs)
+        self._k = int(items[0][1]) in _K_TYPES
 
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor] | None:
         B = x.shape[0]
         outs = [torch.empty((B, n), dtype=torch.float32) for n in self.n_outs]
         ys = (ctypes.c_void_p * self.n)(*[o.data_ptr() for o in outs])
-        rc = load().p16_matmul_multi(self.n, self._types, self._ptrs, self._n_outs, self.n_in, x.data_ptr(), B, ys,
-                                     torch.get_num_threads())
+        args = (self.n, self._types, self._ptrs, self._n_outs, self.n_in, x.data_ptr(), B, ys, torch.get_num_threads())
+        rc = load().pk_matmul_multi(*args, int(rows_alone.on)) if self._k else load().p16_matmul_multi(*args)
         return outs if rc == 0 else None

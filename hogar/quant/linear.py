@@ -91,7 +91,9 @@ class QuantWeight:
         return F.linear(x, self.dequantize(x.dtype))
 
 
-_ACT_KIND = {QT.Q4_0: 0, QT.Q5_0: 0, QT.Q8_0: 0, QT.IQ4_NL: 0, QT.Q4_1: 1, QT.Q5_1: 1}  # Q8_0 or Q8_1 activations
+# how a type quantizes its activations: Q8_0, Q8_1 or Q8_K; matrices of one kind share a kernel call
+_ACT_KIND = {QT.Q4_0: 0, QT.Q5_0: 0, QT.Q8_0: 0, QT.IQ4_NL: 0, QT.Q4_1: 1, QT.Q5_1: 1,
+             QT.Q2_K: 2, QT.Q3_K: 2, QT.Q4_K: 2, QT.Q5_K: 2, QT.Q6_K: 2}
 
 
 def matmul_many(ws: list[QuantWeight], x: torch.Tensor) -> list[torch.Tensor]:

@@ -815,19 +815,37 @@ static void kgroup(int t, const uint8_t *ch0, const kacts *A, int64_t b0, int64_
 
 #endif /* HQ_SIMD */
 
-/* Y[B, n_out] = X[B, n_in] @ W^T with W packed by pk_pack. rows_alone: the rows are separate sequences decoded
- * together (a server's batch): each gets the arithmetic of a batch of one, so its result does not depend on its
- * companions. Returns 0 on success (1: not supported, 2: no memory). */
-int pk_matmul(int t, const uint8_t *P, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
-              int nthreads, int rows_alone) {
+/* Y_i[B, n_out_i] = X[B, n_in] @ W_i^T for n matrices W_i packed by pk_pack (q, k, v or gate, up): the activations
+ * are quantized once and the row groups of all the matrices shared out in one parallel region. The types must
+ * quantize the activations alike (Q4_K and Q2_K rows in whole groups of 4 take their gemm's Q8_K sign rule: not with
+ * the other types, unless rows_alone). rows_alone: the rows are separate sequences decoded together (a server's
+ * batch): each gets the arithmetic of a batch of one, so its result does not depend on its companions. Returns 0 on
+ * success (1: not supported, 2: no memory). */
+int pk_matmul_multi(int n, const int *types, const uint8_t *const *Ps, const int64_t *n_outs, int64_t n_in,
+                    const float *X, int64_t B, float *const *Ys, int nthreads, int rows_alone) {
 #ifndef HQ_SIMD
-    (void)t; (void)P; (void)n_out; (void)n_in; (void)X; (void)B; (void)Y; (void)nthreads; (void)rows_alone;
+    (void)n; (void)types; (void)Ps; (void)n_outs; (void)n_in; (void)X; (void)B; (void)Ys; (void)nthreads;
+    (void)rows_alone;
     return 1;
 #else
-    if (!pk_chunk(t) || n_out % 16 || n_in % 256 || B <= 0) return 1;
-    const int64_t nsb = n_in / 256, ng = n_out / 16, chunk = pk_chunk(t);
-    const int64_t B4 = (t == T_Q4_K || t == T_Q2_K) && !rows_alone ? B - B % 4 : 0;
-    const int tiled = B >= 8 && !rows_alone, want_c4 = t == T_Q3_K && !tiled;
+    enum { NMAX = 8 };
+    if (n < 1 || n > NMAX || n_in % 256 || B <= 0) return 1;
+    const int64_t nsb = n_in / 256;
+    int64_t first[NMAX + 1], B4 = -1, work = 0;
+    int want_c4 = 0;
+    const int tiled = B >= 8 && !rows_alone;
+    first[0] = 0;
+    for (int i = 0; i < n; i++) {
+        const int t = types[i];
+        if (!pk_chunk(t) || n_outs[i] % 16) return 1;
+        const int64_t b4 = (t == T_Q4_K || t == T_Q2_K) && !rows_alone ? B - B % 4 : 0;
+        if (B4 >= 0 && b4 != B4) return 1;
+        B4 = b4;
+        want_c4 |= t == T_Q3_K && !tiled;
+        first[i + 1] = first[i] + n_outs[i] / 16;
+        work += B * n_outs[i] * nsb * pk_chunk(t) / 16;
+    }
+    const int64_t ng = first[n];
     int8_t *qa = (int8_t *)aligned_alloc(64, (size_t)(B * n_in));
     float *dx = (float *)malloc((size_t)(B * nsb) * sizeof(float));
     int32_t *bs32 = (int32_t *)malloc((size_t)(B * nsb * 8) * sizeof(int32_t));
@@ -840,7 +858,7 @@ int pk_matmul(int t, const uint8_t *P, int64_t n_out, int64_t n_in, const float 
     const int64_t B_pre = B <= 4 ? B : 0; /* a few rows: quantized before the parallel region, no barrier */
     for (int64_t b = 0; b < B_pre; b++) quant_k_row(X, n_in, b, b < B4, &A);
     if (nthreads < 1) nthreads = 1;
-    if (B * n_out * (n_in / 256) * chunk / 16 < (384 << 10)) nthreads = 1;
+    if (work < (384 << 10)) nthreads = 1;
     const int64_t BC = 64;
 #pragma omp parallel num_threads(nthreads)
     {
@@ -851,10 +869,22 @@ int pk_matmul(int t, const uint8_t *P, int64_t n_out, int64_t n_in, const float 
         for (int64_t b0 = 0; b0 < B; b0 += BC) {
             const int64_t b1 = b0 + BC < B ? b0 + BC : B;
 #pragma omp for schedule(static)
-            for (int64_t g = 0; g < ng; g++) kgroup(t, P + g * nsb * chunk, &A, b0, b1, B4, tiled, Y + 16 * g, n_out);
+            for (int64_t g = 0; g < ng; g++) {
+                int i = 0;
+                while (g >= first[i + 1]) i++;
+                const int64_t gi = g - first[i];
+                kgroup(types[i], Ps[i] + gi * nsb * pk_chunk(types[i]), &A, b0, b1, B4, tiled, Ys[i] + 16 * gi,
+                       n_outs[i]);
+            }
         }
     }
     free(qa); free(dx); free(bs32); free(bs16); free(c4);
     return 0;
 #endif
+}
+
+/* Y[B, n_out] = X[B, n_in] @ W^T with W packed by pk_pack (see pk_matmul_multi). */
+int pk_matmul(int t, const uint8_t *P, int64_t n_out, int64_t n_in, const float *X, int64_t B, float *Y,
+              int nthreads, int rows_alone) {
+    return pk_matmul_multi(1, &t, &P, &n_out, n_in, X, B, &Y, nthreads, rows_alone);
 }
