@@ -2,13 +2,17 @@
 scripts/tiny_models.py): whole-file sha256 identity at several presets. Needs llama.cpp's llama-quantize binary
 (LLAMA_QUANTIZE, default: the llama-cpp-python sdist's vendor tree built under /tmp/ref).
 
-    .venv/bin/python benchmarks/check_quantize_families.py [--types Q4_K_M,Q8_0,...] [family ...]
+    .venv/bin/python benchmarks/check_quantize_families.py [--types Q4_K_M,Q8_0,...] [--record] [family ...]
+
+--record writes llama-quantize's sha256 per family and preset to tests/fixtures/quantize_families_sha256.json, which
+tests/test_quantize_families.py checks `hogar quantize` against in CI.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -33,7 +37,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("families", nargs="*")
     ap.add_argument("--types", default=TYPES)
+    ap.add_argument("--record", action="store_true")
     a = ap.parse_args()
+    recorded: dict[str, dict[str, str]] = {}
     sources = [TINY / f"{f}-f16.gguf" for f in a.families] or sorted(TINY.glob("*-f16.gguf"))
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,11 +51,15 @@ def main() -> int:
                 if proc.returncode != 0:
                     row.append(f"{t} llama-quantize failed")
                     continue
-                quantize_file(src, ours, t)
+                recorded.setdefault(src.name, {})[t] = sha(ref)
+                quantize_file(src, ours, t, progress=False)
                 same = sha(ref) == sha(ours)
                 failures += not same
                 row.append(f"{t} {'identical' if same else 'DIFFERENT'}")
             print(f"{src.name.removesuffix('-f16.gguf')}: {', '.join(row)}", flush=True)
+    if a.record:
+        out = TINY.parent / "quantize_families_sha256.json"
+        out.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     return 1 if failures else 0
 
 

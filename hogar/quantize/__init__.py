@@ -144,7 +144,7 @@ def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type
     kvs = [gf.kv_bytes(k) for k in gf.metadata if k not in skip]
     kvs.append(writer.encode_kv("general.quantization_version", GGUFValueType.UINT32, QUANTIZATION_VERSION))
     kvs.append(writer.encode_kv("general.file_type", GGUFValueType.UINT32, int(ftype)))
-    header = writer.encode_header(kvs, [(n, gf.tensors[n].shape, types[n]) for n in order], align)
+    header = writer.encode_header(kvs, [(n, _ggml_n_dims(gf.tensors[n].shape), types[n]) for n in order], align)
 
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
@@ -171,6 +171,7 @@ def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type
                 out.then(gf.release, n)  # once its bytes are written, the input's pages can go
                 if bar is not None:
                     bar.update(info.n_bytes)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private; the output gets a new file's permissions
         os.replace(tmp, dst)
     except OSError as e:  # a full disk, a file system that refuses the size: nothing half-written stays
         os.unlink(tmp)
@@ -185,3 +186,18 @@ def quantize_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], type
     return Report(path=dst, n_tensors=len(order), n_elements=sum(gf.tensors[n].n_elements for n in order),
                   size_in=sum(gf.tensors[n].n_bytes for n in order), size_out=sum(out_bytes(n) for n in order),
                   seconds=time.perf_counter() - t0, types=types, fallbacks=fallbacks)
+
+
+def _ggml_n_dims(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape as llama-quantize writes it: gguf stores ggml_n_dims dimensions, so trailing ggml dimensions of 1
+    (leading ones here, outermost first) go: qwen2moe's ffn_gate_inp_shexp [n_embd, 1] becomes [n_embd]."""
+    dims = list(shape)
+    while len(dims) > 1 and dims[0] == 1:
+        dims.pop(0)
+    return tuple(dims)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
