@@ -1,5 +1,6 @@
 """hogar against llama.cpp, live, on prompts and a text that no fixture was recorded on (benchmarks/data/unseen.txt:
-garden notes with Python, Spanish, German, Chinese and JSON in them): greedy 48-token continuations of ten prompts,
+garden notes with Python, Spanish, German, Chinese and JSON in them): tokenization of each of its lines, greedy
+48-token continuations of ten prompts,
 teacher-forced top-1 over 512 tokens, perplexity (256-token windows, llama-perplexity's method). Both engines run now,
 on the same file; llama.cpp through llama-cpp-python (the `reference` extra, LLAMA_CPP_LIB_PATH for a separate build).
 
@@ -33,6 +34,15 @@ PROMPTS = [
 PPL_CTX = 256
 
 
+def llama_tokens(name: str, lines: list[str]) -> list[list[int]]:
+    import llama_cpp
+
+    from hogar.store import resolve_model
+
+    llm = llama_cpp.Llama(model_path=str(resolve_model(name)), vocab_only=True, verbose=False)
+    return [llm.tokenize(line.encode(), add_bos=True, special=False) for line in lines]
+
+
 def main() -> int:
     import hogar
     from hogar.store import resolve_model
@@ -41,11 +51,15 @@ def main() -> int:
     for name in sys.argv[1:] or ["qwen2.5-coder-0.5b", "smollm2", "gemma-3-270m"]:
         ref = rr.record(name, resolve_model(name), PROMPTS, text, PPL_CTX)
         model = hogar.load(name, n_ctx=1024)
+        lines = [line for line in text.splitlines() if line.strip()]
+        same = sum(model.tokenize(line) == ref_tokens for line, ref_tokens in zip(lines, llama_tokens(name, lines),
+                                                                                 strict=True))
         g = cr.greedy_matches(model, ref)
         t = cr.teacher_agreement(model, ref)
         ppl = cr.perplexity(model, text, PPL_CTX)
         lc = ref["perplexity"]["ppl"]
-        print(f"{name}: greedy {sum(n == rr.N_GREEDY for n in g)}/{len(g)} identical over {rr.N_GREEDY} tokens "
+        print(f"{name}: tokenization {same}/{len(lines)} lines identical; "
+              f"greedy {sum(n == rr.N_GREEDY for n in g)}/{len(g)} identical over {rr.N_GREEDY} tokens "
               f"(matching prefix lengths {g}); teacher-forced top-1 {100 * t:.2f}% over {len(ref['teacher']['ids'])} "
               f"tokens; perplexity ({ref['perplexity']['n_tokens']} tokens, {PPL_CTX}-token windows) hogar {ppl:.4f} "
               f"vs llama.cpp {lc:.4f} ({100 * (ppl / lc - 1):+.2f}%)", flush=True)
