@@ -3,15 +3,20 @@
 
 The tiny byte-level BPE vocabulary has no pre-tokenizer fingerprint either converter knows, so both are told the
 family's real pre-tokenizer name (llama.cpp's get_vocab_base_pre, hogar's pre_tokenizer_name); nothing else is
-patched."""
+patched.  The MoE checkpoints keep one tensor per expert, as Hugging Face's hub files do; transformers' fused layout
+(experts.gate_up_proj, experts.down_proj), which llama.cpp's Qwen MoE rules also read into the same file, is built
+from them here."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from hogar.convert import convert, supported_architectures
 
@@ -36,16 +41,52 @@ def _hf_architecture(family: str) -> str:
 
 def test_every_family_hogar_runs_is_covered() -> None:
     families = {f for f, _ in CASES}
-    assert {"qwen2", "qwen2-tied", "qwen3", "mistral-nemo"} <= families
+    assert {p.stem for p in TINY.glob("*.json")} == families  # every tiny family tests/test_architectures.py runs
+    assert {"gemma", "gemma2", "granite", "mixtral", "qwen2moe", "qwen3moe", "olmoe", "qwen2", "qwen2-tied", "qwen3",
+            "mistral-nemo", "phi3-long", "phi3-short"} <= families
+    assert {f: _hf_architecture(f) for f in families if _hf_architecture(f) not in supported_architectures()} == {}
 
 
-@pytest.mark.parametrize(("family", "outtype"), CASES, ids=[f"{f}-{t}" for f, t in CASES])
-def test_byte_identical_with_llama_cpp(family: str, outtype: str, tmp_path: Path, monkeypatch) -> None:
+def _check(family: str, folder: Path, outtype: str, tmp_path: Path, monkeypatch) -> None:
     data = json.loads((TINY / f"{family}.json").read_text())["convert"]
     if _hf_architecture(family) not in supported_architectures():
         pytest.xfail(f"hogar convert does not handle {_hf_architecture(family)} yet")
     import hogar.convert.vocab as vocab
 
     monkeypatch.setattr(vocab, "pre_tokenizer_name", lambda tokenizer: data["pre"])
-    out = convert(TINY / "hf" / family, tmp_path / "out.gguf", outtype=outtype, progress=False)
+    out = convert(folder, tmp_path / "out.gguf", outtype=outtype, progress=False)
     assert hashlib.sha256(out.read_bytes()).hexdigest() == data["sha256"][outtype]
+
+
+@pytest.mark.parametrize(("family", "outtype"), CASES, ids=[f"{f}-{t}" for f, t in CASES])
+def test_byte_identical_with_llama_cpp(family: str, outtype: str, tmp_path: Path, monkeypatch) -> None:
+    _check(family, TINY / "hf" / family, outtype, tmp_path, monkeypatch)
+
+
+def _fuse_experts(family: str, folder: Path) -> Path:
+    """The family's checkpoint with each layer's experts in transformers' fused layout: gate_up_proj (experts, 2 x
+    n_ff, n_embd), gate rows first, and down_proj (experts, n_embd, n_ff), no `.weight`."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(TINY / "hf" / family, folder)
+    tensors = load_file(folder / "model.safetensors")
+    fused: dict[str, torch.Tensor] = {}
+    experts: dict[str, dict[tuple[int, str], torch.Tensor]] = {}
+    for name, t in tensors.items():
+        if m := re.fullmatch(r"(model\.layers\.\d+\.mlp\.experts)\.(\d+)\.(\w+)\.weight", name):
+            experts.setdefault(m[1], {})[int(m[2]), m[3]] = t
+        else:
+            fused[name] = t
+    for base, parts in experts.items():
+        n = max(x for x, _ in parts) + 1
+        fused[f"{base}.gate_up_proj"] = torch.stack([torch.cat([parts[x, "gate_proj"], parts[x, "up_proj"]])
+                                                     for x in range(n)])
+        fused[f"{base}.down_proj"] = torch.stack([parts[x, "down_proj"] for x in range(n)])
+    save_file(fused, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+@pytest.mark.parametrize("family", ["qwen2moe", "qwen3moe"])
+def test_fused_experts_convert_like_per_expert_ones(family: str, tmp_path: Path, monkeypatch) -> None:
+    folder = _fuse_experts(family, tmp_path / family)
+    _check(family, folder, "q8_0", tmp_path, monkeypatch)

@@ -3,12 +3,21 @@
     from hogar.convert import convert
     path = convert("SmolLM2-135M-Instruct", outtype="f16")   # -> SmolLM2-135M-Instruct/SmolLM2-135M-Instruct-F16.gguf
 
-Reads config.json (its `architectures` picks the rules: hogar.convert.llama, .gemma3, .qwen, .phi3), the weights
-(model*.safetensors, sharded or not; pickle files only with allow_pickle), the tokenizer (tokenizer.json and/or
-tokenizer.model, tokenizer_config.json with the chat template) and generation_config.json. Same metadata, tensor
-names, order, types and bytes as llama.cpp's converter for these architectures. Output types: f32, f16, bf16, q8_0,
-auto (bf16 or f16, whichever the checkpoint holds). Without an output path the file is named as llama.cpp names it
-(`{Name}-{Size}-{Type}.gguf`) inside the checkpoint folder; a path may contain `{ftype}`.
+Reads config.json (its `architectures` picks the rules), the weights (model*.safetensors, sharded or not; pickle
+files only with allow_pickle), the tokenizer (tokenizer.json and/or tokenizer.model, tokenizer_config.json with the
+chat template) and generation_config.json. Same metadata, tensor names, order, types and bytes as llama.cpp's
+converter for these architectures. The rules (RULES):
+- hogar.convert.llama: LlamaForCausalLM, MistralForCausalLM (GGUF `llama`);
+- hogar.convert.gemma: GemmaForCausalLM (`gemma`), Gemma2ForCausalLM (`gemma2`);
+- hogar.convert.gemma3: Gemma3ForCausalLM (`gemma3`);
+- hogar.convert.qwen: Qwen2ForCausalLM (`qwen2`), Qwen3ForCausalLM (`qwen3`);
+- hogar.convert.phi3: Phi3ForCausalLM (`phi3`);
+- hogar.convert.granite: GraniteForCausalLM (`granite`);
+- hogar.convert.moe: MixtralForCausalLM (`llama` with experts), Qwen2MoeForCausalLM (`qwen2moe`),
+  Qwen3MoeForCausalLM (`qwen3moe`), OlmoeForCausalLM (`olmoe`).
+Output types: f32, f16, bf16, q8_0, auto (bf16 or f16, whichever the checkpoint holds). Without an output path the
+file is named as llama.cpp names it (`{Name}-{Size}-{Type}.gguf`) inside the checkpoint folder; a path may contain
+`{ftype}`.
 """
 
 from __future__ import annotations
@@ -17,14 +26,18 @@ import os
 from pathlib import Path
 
 from hogar.convert.checkpoint import open_checkpoint, read_json
+from hogar.convert.gemma import GEMMA, GEMMA2
 from hogar.convert.gemma3 import GEMMA3
+from hogar.convert.granite import GRANITE
 from hogar.convert.llama import LLAMA
+from hogar.convert.moe import MIXTRAL, OLMOE, QWEN2MOE, QWEN3MOE
 from hogar.convert.phi3 import PHI3
 from hogar.convert.qwen import QWEN2, QWEN3
 from hogar.convert.writer import OUTTYPES, Rules, write_gguf
 from hogar.errors import ModelFileError, UnsupportedModelError
 
-RULES: tuple[Rules, ...] = (LLAMA, GEMMA3, QWEN2, QWEN3, PHI3)
+RULES: tuple[Rules, ...] = (LLAMA, MIXTRAL, GEMMA, GEMMA2, GEMMA3, QWEN2, QWEN3, QWEN2MOE, QWEN3MOE, PHI3, GRANITE,
+                            OLMOE)
 __all__ = ["OUTTYPES", "convert", "supported_architectures"]
 
 

@@ -1,6 +1,7 @@
 """gemma3 (Gemma 3 text models): llama.cpp's Gemma3Model rules.
 
-- every `*norm.weight` gets 1 added: Gemma3RMSNorm multiplies by (1 + weight), GGUF stores the factor itself;
+- every `*norm.weight` gets 1 added: Gemma3RMSNorm multiplies by (1 + weight), GGUF stores the factor itself
+  (hogar.convert.gemma's norm_shift);
 - the embedding table is cut to the tokenizer's real size (checkpoints pad it);
 - no q/k permutation (Gemma uses NEOX rope, the Hugging Face layout as is);
 - metadata: llama.cpp's defaults for keys a config may omit, the sliding window, the local (swa) rope base;
@@ -15,6 +16,7 @@ import gguf
 
 from hogar.convert import vocab
 from hogar.convert.checkpoint import Checkpoint
+from hogar.convert.gemma import norm_shift, write_spm
 from hogar.convert.writer import Rules, Transform
 from hogar.errors import UnsupportedModelError
 
@@ -70,14 +72,11 @@ class Gemma3Rules(Rules):
         if "embed_tokens.weight" in name:
             n = self.n_vocab_real(ckpt, hp)
             return lambda t: t[:n]
-        if name.endswith("norm.weight"):
-            return lambda t: t + 1
-        return None
+        return norm_shift(name)
 
     def set_vocab(self, w: gguf.GGUFWriter, ckpt: Checkpoint, hp: dict[str, Any]) -> None:
         if ckpt.has("tokenizer.model"):
-            vocab.write_spm(w, ckpt, hp.get("vocab_size"))
-            w.add_add_space_prefix(False)
+            write_spm(w, ckpt, hp)
         else:
             vocab.write_gpt2(w, ckpt, hp.get("vocab_size"))
 

@@ -5,10 +5,11 @@ derives from the folder (model card, config.json, generation_config.json), the a
 ending with general.file_type, general.quantization_version, then the tokenizer; tensors in checkpoint order
 (extra generated tensors such as rope_freqs first).
 
-Tensor types (llama.cpp's rules): 1-D tensors, norms and anything not named `.weight` stay F32; the rest take the
-output type; Q8_0 falls back to F16 where a row is not a multiple of 32. `auto` picks BF16 or F16 from the first
-2-D checkpoint tensor (F16 when it is neither). Tensors are planned first (shapes and types worked out on the meta
-device), the header written, then each tensor read, transformed, quantized (gguf.quants) and appended.
+Tensor types (llama.cpp's rules): 1-D tensors, norms, MoE routers (ffn_gate_inp, ffn_gate_inp_shexp) and anything
+not named `.weight` stay F32; the rest take the output type; Q8_0 falls back to F16 where a row is not a multiple of
+32. `auto` picks BF16 or F16 from the first 2-D checkpoint tensor (F16 when it is neither). Tensors are planned first
+(the rules' pieces: shapes and types worked out on the meta device), the header written, then each tensor read,
+transformed (experts stacked), quantized (gguf.quants) and appended.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gguf
 import numpy as np
@@ -42,7 +43,28 @@ OUTTYPES: dict[str, FT] = {
 _FILE_QTYPE = {FT.ALL_F32: QT.F32, FT.MOSTLY_F16: QT.F16, FT.MOSTLY_BF16: QT.BF16, FT.MOSTLY_Q8_0: QT.Q8_0}
 _SKIP_SUFFIXES = (".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")
 
+# llama.cpp keeps these F32 whatever the output type (its prepare_tensors list, for the tensors hogar's families have)
+_F32_TENSORS = tuple(gguf.TENSOR_NAMES[t].rpartition(".")[2] for t in (
+    gguf.MODEL_TENSOR.FFN_GATE_INP, gguf.MODEL_TENSOR.FFN_GATE_INP_SHEXP, gguf.MODEL_TENSOR.POS_EMBD,
+    gguf.MODEL_TENSOR.TOKEN_TYPES))
+
 Transform = Callable[[torch.Tensor], torch.Tensor]
+Load = Callable[[Source], torch.Tensor]  # a checkpoint tensor as float16/float32 (on the meta device while planning)
+
+
+class Piece(NamedTuple):
+    """One tensor as llama.cpp hands it to its name map: the Hugging Face name and how to make its data from the
+    checkpoint (one tensor transformed, or several stacked)."""
+
+    name: str
+    make: Callable[[Load], torch.Tensor]
+    file: Path  # the checkpoint file it comes from, for messages
+
+
+def _piece(src: Source, fn: Transform | None) -> Piece:
+    if fn is None:
+        return Piece(src.name, lambda load: load(src), src.file)
+    return Piece(src.name, lambda load: fn(load(src)), src.file)
 
 
 @dataclass
@@ -54,10 +76,11 @@ class Planned:
 
 
 class Rules:
-    """What one GGUF architecture needs from a checkpoint; hogar.convert.llama and .gemma3 fill it in."""
+    """What one GGUF architecture needs from a checkpoint; hogar.convert.llama, .gemma, .moe... fill it in."""
 
     arch: gguf.MODEL_ARCH
     hf_architectures: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()  # checkpoint tensors llama.cpp leaves out (gemma's lm_head.weight)
     defaults: dict[str, Any] = {}  # the Hugging Face config class's defaults for keys config.json may omit
     # llama.cpp reads config.json through transformers' AutoConfig: some config classes (LlamaConfig) add head_dim,
     # computed, and the file then gets attention.key_length; others (Qwen2Config) do not
@@ -146,10 +169,28 @@ class Rules:
             w.add_layer_norm_rms_eps(eps)
         if (eps := find(hp, "layer_norm_eps", "layer_norm_epsilon", "norm_epsilon")) is not None:
             w.add_layer_norm_eps(eps)
+        self.set_expert_parameters(w, hp)
         if (head_dim := hp.get("head_dim")) is not None:
             w.add_key_length(head_dim)
             w.add_value_length(head_dim)
         w.add_file_type(ftype)
+
+    def set_expert_parameters(self, w: gguf.GGUFWriter, hp: dict[str, Any]) -> None:
+        """TextModel's mixture-of-experts keys: expert count, experts used, expert groups, the router's function."""
+        if (n := find(hp, "num_local_experts", "num_experts", "n_routed_experts")) is not None:
+            w.add_expert_count(n)
+        if (n := find(hp, "num_experts_per_tok", "num_experts_per_token", "top_k_experts")) is not None:
+            w.add_expert_used_count(n)
+        if (n := hp.get("n_group")) is not None:
+            w.add_expert_group_count(n)
+        if (n := hp.get("topk_group")) is not None:
+            w.add_expert_group_used_count(n)
+        if (func := find(hp, "score_function", "scoring_func", "score_func", "moe_router_activation",
+                         "moe_router_activation_func", "expert_selection_fn")) is not None:
+            kinds = {"sigmoid": gguf.ExpertGatingFuncType.SIGMOID, "softmax": gguf.ExpertGatingFuncType.SOFTMAX}
+            if func not in kinds:
+                raise UnsupportedModelError(f"config.json: expert scoring function {func!r} is not supported")
+            w.add_expert_gating_func(kinds[func])
 
     def early_metadata(self, w: gguf.GGUFWriter, hp: dict[str, Any]) -> None:
         """Keys llama.cpp writes before all others (right after general.architecture)."""
@@ -163,6 +204,12 @@ class Rules:
         """How a checkpoint tensor changes on its way into the file (None: unchanged)."""
         return None
 
+    def pieces(self, ckpt: Checkpoint, hp: dict[str, Any]) -> Iterator[Piece]:
+        """The checkpoint's tensors in checkpoint order, each through transform (MoE rules stack experts here)."""
+        for src in ckpt.tensors.values():
+            if not src.name.endswith(_SKIP_SUFFIXES) and src.name not in self.dropped:
+                yield _piece(src, self.transform(ckpt, hp, src.name))
+
     # tokenizer ------------------------------------------------------------------------------------------------
     def set_vocab(self, w: gguf.GGUFWriter, ckpt: Checkpoint, hp: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -174,7 +221,8 @@ def find(hp: dict[str, Any], *keys: str) -> Any:
 
 
 def _tensor_qtype(name: str, shape: tuple[int, ...], ftype: FT) -> QT:
-    if len(shape) <= 1 or name.endswith("_norm.weight") or not name.endswith(".weight"):
+    if (len(shape) <= 1 or name.endswith("_norm.weight") or not name.endswith(".weight")
+            or name.removesuffix(".weight").rpartition(".")[2] in _F32_TENSORS):
         return QT.F32
     qtype = _FILE_QTYPE[ftype]
     if qtype == QT.Q8_0 and shape[-1] % gguf.GGML_QUANT_SIZES[QT.Q8_0][0] != 0:
@@ -205,21 +253,25 @@ def plan(ckpt: Checkpoint, rules: Rules, hp: dict[str, Any], ftype: FT) -> list[
     for name, data in rules.extra_tensors(hp):
         planned.append(Planned(name, tuple(data.shape), _tensor_qtype(name, tuple(data.shape), ftype),
                                lambda data=data: data))
-    for src in ckpt.tensors.values():
-        if src.name.endswith(_SKIP_SUFFIXES):
-            continue
-        new_name = tmap.get_name(src.name, try_suffixes=(".weight", ".bias"))
+    for piece in rules.pieces(ckpt, hp):
+        new_name = tmap.get_name(piece.name, try_suffixes=(".weight", ".bias"))
         if new_name is None:
             raise UnsupportedModelError(
-                f"{src.file}: tensor {src.name} has no place in a {rules.arch.name.lower()} GGUF; "
+                f"{piece.file}: tensor {piece.name} has no place in a {rules.arch.name.lower()} GGUF; "
                 "the checkpoint is not the architecture config.json names"
             )
-        fn = rules.transform(ckpt, hp, src.name) or (lambda t: t)
-        meta = fn(torch.empty(src.shape, dtype=_float_dtype(src.dtype), device="meta"))
-        shape = tuple(meta.shape)
+        shape = tuple(piece.make(_meta).shape)
         planned.append(Planned(new_name, shape, _tensor_qtype(new_name, shape, ftype),
-                               lambda src=src, fn=fn: fn(src.load().to(_float_dtype(src.dtype)))))
+                               lambda make=piece.make: make(_read)))
     return planned
+
+
+def _meta(src: Source) -> torch.Tensor:
+    return torch.empty(src.shape, dtype=_float_dtype(src.dtype), device="meta")
+
+
+def _read(src: Source) -> torch.Tensor:
+    return src.load().to(_float_dtype(src.dtype))
 
 
 def _encode(p: Planned) -> np.ndarray:
