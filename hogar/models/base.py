@@ -113,11 +113,7 @@ def get_architecture(name: str) -> Architecture:
     import importlib
 
     for module in ARCH_MODULES:
-        try:
-            importlib.import_module(f"hogar.models.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"hogar.models.{module}":
-                raise
+        importlib.import_module(f"hogar.models.{module}")
     if name not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
         raise UnsupportedModelError(f"architecture {name!r} is not supported (hogar runs: {known})")
