@@ -26,6 +26,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class Family:
     outtypes: tuple[str, ...] = OUTTYPES
     n_ctx: int = 128
     specials: tuple[str, ...] = ("<|endoftext|>",)  # llama.cpp's phi3 vocabulary needs <unk>, <s>, </s>
+    tokenizer: Callable[[Path], int] | None = None  # writes the tokenizer files instead (returns the vocab_size)
 
 
 SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -139,7 +141,7 @@ def build_checkpoint(fam: Family, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for p in folder.iterdir():
         p.unlink()
-    n_vocab = write_tokenizer(folder, fam.sentencepiece, fam.specials)
+    n_vocab = fam.tokenizer(folder) if fam.tokenizer else write_tokenizer(folder, fam.sentencepiece, fam.specials)
     config = getattr(transformers, fam.config_class)(vocab_size=n_vocab, **fam.config)
     torch.manual_seed(fam.seed)
     model = getattr(transformers, fam.model_class)(config)

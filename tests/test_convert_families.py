@@ -43,7 +43,7 @@ def test_every_family_hogar_runs_is_covered() -> None:
     families = {f for f, _ in CASES}
     assert {p.stem for p in TINY.glob("*.json")} == families  # every tiny family tests/test_architectures.py runs
     assert {"gemma", "gemma2", "granite", "mixtral", "qwen2moe", "qwen3moe", "olmoe", "qwen2", "qwen2-tied", "qwen3",
-            "mistral-nemo", "phi3-long", "phi3-short"} <= families
+            "mistral-nemo", "phi3-long", "phi3-short", "phi3-spm"} <= families
     assert {f: _hf_architecture(f) for f in families if _hf_architecture(f) not in supported_architectures()} == {}
 
 

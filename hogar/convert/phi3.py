@@ -3,8 +3,9 @@
 Its own parameter list (no TextModel defaults), LongRoPE's factors as rope_factors_long / rope_factors_short tensors
 and the attention factor sqrt(1 + ln(scale) / ln(original context)) written first of all (llama.cpp writes it while
 it generates those tensors, before the other metadata). Fused qkv_proj and gate_up_proj map to attn_qkv and ffn_up by
-name. Vocabulary: the byte-level BPE path (tokenizer_config's tokenizer_class GPT2Tokenizer, Phi-4 mini); Phi-3.5's
-SentencePiece path, which rewrites added tokens its own way, is not done yet.
+name. Vocabulary: byte-level BPE where tokenizer_config's tokenizer_class is GPT2Tokenizer (Phi-4 mini), else
+SentencePiece (Phi-3 / Phi-3.5 mini: tokenizer.model padded to config.json's vocab_size, added tokens on top, each
+written as is: see phi3_spm_vocab).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from hogar.convert import vocab
 from hogar.convert.checkpoint import Checkpoint
 from hogar.convert.writer import Rules, find
-from hogar.errors import UnsupportedModelError
+from hogar.errors import ModelFileError, UnsupportedModelError
 
 
 class Phi3Rules(Rules):
@@ -88,9 +89,31 @@ class Phi3Rules(Rules):
     def set_vocab(self, w: gguf.GGUFWriter, ckpt: Checkpoint, hp: dict[str, Any]) -> None:
         if (ckpt.json("tokenizer_config.json") or {}).get("tokenizer_class") == "GPT2Tokenizer":
             vocab.write_gpt2(w, ckpt, hp.get("vocab_size"))
-            return
-        raise UnsupportedModelError(f"{ckpt.path}: Phi-3's SentencePiece tokenizer is not converted by hogar yet; "
-                                    "use llama.cpp's convert_hf_to_gguf.py for this checkpoint")
+        else:
+            vocab.write_llama(w, ckpt, *phi3_spm_vocab(ckpt, hp.get("vocab_size")))
+
+
+def phi3_spm_vocab(ckpt: Checkpoint, vocab_size: int | None) -> tuple[list[bytes], list[float], list[int]]:
+    """(tokens, scores, types), llama.cpp's Phi3MiniModel.set_vocab: the SentencePiece pieces and added_tokens.json
+    (vocab.spm_base), then tokenizer_config.json's added_tokens_decoder and tokenizer.json's added_tokens, in that
+    order. Unlike the other SentencePiece models' rules, an added token is kept as written (no \u2581 -> space) and
+    is CONTROL only where marked special (no guess from its look), USER_DEFINED otherwise, score -1000."""
+    if not ckpt.has("tokenizer.model"):
+        raise ModelFileError(f"{ckpt.path}: no tokenizer.model (Phi-3's SentencePiece tokenizer); copy the model's "
+                             "tokenizer files into the folder")
+    tokens, scores, types = vocab.spm_base(ckpt, vocab_size, strict=True)
+    decoder = (ckpt.json("tokenizer_config.json") or {}).get("added_tokens_decoder", {})
+    added = list(decoder.items())
+    added += [(data["id"], data) for data in (ckpt.json("tokenizer.json") or {}).get("added_tokens", [])]
+    for key, data in added:
+        tid = int(key)
+        if not 0 <= tid < len(tokens):
+            raise ModelFileError(f"{ckpt.path}: added token {data.get('content')!r} has id {tid}, outside "
+                                 f"config.json's vocab_size {len(tokens)}")
+        tokens[tid] = data["content"].encode("utf-8")
+        scores[tid] = -1000.0
+        types[tid] = vocab.CONTROL if data.get("special") else vocab.USER_DEFINED
+    return tokens, scores, types
 
 
 PHI3 = Phi3Rules()

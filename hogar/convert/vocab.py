@@ -296,10 +296,16 @@ def read_sentencepiece(path: Path) -> list[tuple[str, float, int]]:
     return pieces
 
 
-def spm_vocab(ckpt: Checkpoint, vocab_size: int | None) -> tuple[list[bytes], list[float], list[int]]:
-    """(tokens, scores, types), llama.cpp's _create_vocab_sentencepiece."""
+def spm_base(ckpt: Checkpoint, vocab_size: int | None, strict: bool = False) -> tuple[list[bytes], list[float],
+                                                                                     list[int]]:
+    """(tokens, scores, types) of vocab_size entries: tokenizer.model's pieces, [PAD{i}] (UNUSED, -10000) after them,
+    then added_tokens.json's tokens (USER_DEFINED, -1000); where llama.cpp's _create_vocab_sentencepiece and
+    Phi3MiniModel.set_vocab agree. Pieces beyond vocab_size are dropped, or with strict (Phi-3's way) refused."""
     pieces = read_sentencepiece(ckpt.path / "tokenizer.model")
     vocab_size = vocab_size or len(pieces)
+    if strict and len(pieces) > vocab_size:
+        raise ModelFileError(f"{ckpt.path}: tokenizer.model has {len(pieces)} pieces, more than config.json's "
+                             f"vocab_size {vocab_size}; the files do not belong together")
     tokens = [f"[PAD{i}]".encode() for i in range(vocab_size)]
     scores = [-10000.0] * vocab_size
     types = [UNUSED] * vocab_size
@@ -311,6 +317,13 @@ def spm_vocab(ckpt: Checkpoint, vocab_size: int | None) -> tuple[list[bytes], li
     for content, tid in (ckpt.json("added_tokens.json") or {}).items():
         if isinstance(tid, int) and 0 <= tid < vocab_size:
             tokens[tid], scores[tid], types[tid] = content.encode("utf-8"), -1000.0, USER_DEFINED
+    return tokens, scores, types
+
+
+def spm_vocab(ckpt: Checkpoint, vocab_size: int | None) -> tuple[list[bytes], list[float], list[int]]:
+    """(tokens, scores, types), llama.cpp's _create_vocab_sentencepiece."""
+    tokens, scores, types = spm_base(ckpt, vocab_size)
+    vocab_size = len(tokens)
     decoder = (ckpt.json("tokenizer_config.json") or {}).get("added_tokens_decoder", {})
     for key, data in decoder.items():
         tid, token = int(key), data["content"]
@@ -327,7 +340,12 @@ def spm_vocab(ckpt: Checkpoint, vocab_size: int | None) -> tuple[list[bytes], li
 
 
 def write_spm(w: gguf.GGUFWriter, ckpt: Checkpoint, vocab_size: int | None) -> None:
-    tokens, scores, types = spm_vocab(ckpt, vocab_size)
+    write_llama(w, ckpt, *spm_vocab(ckpt, vocab_size))
+
+
+def write_llama(w: gguf.GGUFWriter, ckpt: Checkpoint, tokens: list[bytes], scores: list[float],
+                types: list[int]) -> None:
+    """A `llama` (SentencePiece) vocabulary, then the folder's special tokens."""
     w.add_tokenizer_model("llama")
     w.add_tokenizer_pre("default")
     w.add_token_list(tokens)
