@@ -4,6 +4,8 @@
 the full logits, and a greedy continuation.  tests/test_architectures.py replays them in hogar.
 
     LLAMA_CPP_DIR=/path/to/llama.cpp .venv/bin/python scripts/tiny_models.py [family ...]
+    .venv/bin/python scripts/tiny_models.py --convert [family ...]   # keep checkpoints for hogar convert's test
+    .venv/bin/python scripts/tiny_models.py --rerun [family ...]     # llama.cpp again on the same files
 
 Writes tests/fixtures/tiny/<family>-<f16|q8_0>.gguf and tests/fixtures/tiny/<family>.json.  Families are declared
 here (Family) and in scripts/tiny_families/*.py (each a FAMILIES list).  Needs transformers, llama-cpp-python (built
@@ -266,18 +268,33 @@ def convert_fixture(fam: Family) -> None:
     print(f"{fam.name}: checkpoint kept, llama.cpp's sha256 {', '.join(f'{k} {v[:12]}' for k, v in digests.items())}")
 
 
+def rerun(fam: Family) -> None:
+    """Run llama.cpp again on the committed .gguf files and rewrite the logits (a new llama.cpp build); the files, the
+    token sequences, top-1 and greedy must come out as recorded."""
+    data = json.loads((FIXTURES / f"{fam.name}.json").read_text())
+    for outtype, ref in data["types"].items():
+        res = run_llama_cpp(FIXTURES / ref["file"], ref["ids"], data["n_ctx"])
+        if res["top1"] != ref["top1"] or res["greedy"] != ref["greedy"]:
+            raise RuntimeError(f"{fam.name} {outtype}: llama.cpp's top-1 or greedy changed; record the family afresh")
+        np.save(FIXTURES / f"{fam.name}-{outtype}.logits.npy", res["logits"])
+        print(f"{fam.name} {outtype}: logits re-recorded")
+
+
 def main() -> int:
     families = all_families()
     args = sys.argv[1:]
-    keep_checkpoints = "--convert" in args
-    names = [a for a in args if a != "--convert"] or list(families)
-    unknown = [n for n in names if n not in families]
+    flags = {a for a in args if a.startswith("--")}
+    names = [a for a in args if not a.startswith("--")] or list(families)
+    unknown = [n for n in names if n not in families] + sorted(flags - {"--convert", "--rerun"})
     if unknown:
-        print(f"unknown families {unknown}; known: {', '.join(families)}", file=sys.stderr)
+        print(f"unknown families or flags {unknown}; known: {', '.join(families)}, --convert, --rerun",
+              file=sys.stderr)
         return 2
     for name in names:
-        if keep_checkpoints:
+        if "--convert" in flags:
             convert_fixture(families[name])
+        elif "--rerun" in flags:
+            rerun(families[name])
         else:
             record(families[name])
     return 0
