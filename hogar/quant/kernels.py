@@ -49,9 +49,16 @@ class _RowsAlone(threading.local):
 rows_alone = _RowsAlone()
 
 
+_loaded_lib: ctypes.CDLL | None = None  # set by the first successful load(): the hot paths skip the lookup
+
+
 def load() -> ctypes.CDLL | None:
     """The kernel library, built on first use; None (with a warning, once) where it cannot be built or loaded."""
-    return load_library("qmatmul", _SIGNATURES, "the slow reference path")
+    global _loaded_lib
+    lib = load_library("qmatmul", _SIGNATURES, "the slow reference path")
+    if lib is not None:
+        _loaded_lib = lib
+    return lib
 
 
 def supported(qtype: int) -> bool:
@@ -105,9 +112,10 @@ def pack(raw: torch.Tensor, qtype: int, shape: tuple[int, int],
 def matmul_packed(packed: torch.Tensor, qtype: int, shape: tuple[int, int], x: torch.Tensor) -> torch.Tensor | None:
     """x [B, n_in] float32 contiguous CPU -> [B, n_out] float32, on a matrix `pack` made."""
     n_out, n_in = shape
-    out = torch.empty((x.shape[0], n_out), dtype=torch.float32)
-    lib = load()
-    args = (qtype, packed.data_ptr(), n_out, n_in, x.data_ptr(), x.shape[0], out.data_ptr(), torch.get_num_threads())
+    B = x.shape[0]
+    out = torch.empty(B, n_out, dtype=torch.float32)
+    lib = _loaded_lib or load()
+    args = (qtype, packed.data_ptr(), n_out, n_in, x.data_ptr(), B, out.data_ptr(), torch.get_num_threads())
     rc = lib.pk_matmul(*args, int(rows_alone.on)) if qtype in _K_TYPES else lib.p16_matmul(*args)
     return out if rc == 0 else None
 

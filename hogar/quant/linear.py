@@ -82,12 +82,13 @@ class QuantWeight:
         return None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if not _reference and x.dtype == torch.float32 and x.device.type == "cpu":
-            x2 = x.reshape(-1, self.shape[1])
+        # the checks are the cheap tensor attributes: decoding calls this ~100 times a token on small matrices
+        if not _reference and x.is_cpu and x.dtype == torch.float32:
+            x2 = x if x.dim() == 2 else x.reshape(-1, self.shape[1])
             if x2.shape[0] > 0:
                 out = self._fast(x2.contiguous())
                 if out is not None:
-                    return out.view(*x.shape[:-1], self.shape[0])
+                    return out if x.dim() == 2 else out.view(*x.shape[:-1], self.shape[0])
         return F.linear(x, self.dequantize(x.dtype))
 
 
