@@ -16,7 +16,7 @@ import gguf
 
 from hogar.convert import vocab
 from hogar.convert.checkpoint import Checkpoint
-from hogar.convert.gemma import norm_shift, write_spm
+from hogar.convert.gemma import Gemma2Rules, norm_shift, write_spm
 from hogar.convert.writer import Rules, Transform
 from hogar.errors import UnsupportedModelError
 
@@ -24,16 +24,10 @@ from hogar.errors import UnsupportedModelError
 class Gemma3Rules(Rules):
     arch = gguf.MODEL_ARCH.GEMMA3
     hf_architectures = ("Gemma3ForCausalLM",)
-    defaults = {  # transformers' Gemma3TextConfig
+    defaults = {  # transformers' Gemma3TextConfig: Gemma2Config's sizes, a larger vocabulary and context
+        **Gemma2Rules.defaults,
         "vocab_size": 262208,
-        "hidden_size": 2304,
-        "intermediate_size": 9216,
-        "num_hidden_layers": 26,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 4,
-        "head_dim": 256,
         "max_position_embeddings": 131072,
-        "rms_norm_eps": 1e-6,
         "sliding_window": 4096,
         "rope_local_base_freq": 10000.0,
     }

@@ -18,14 +18,8 @@ from hogar.convert.llama import LlamaRules
 class GraniteRules(LlamaRules):
     arch = gguf.MODEL_ARCH.GRANITE
     hf_architectures = ("GraniteForCausalLM",)
-    defaults = {  # transformers' GraniteConfig
-        "vocab_size": 32000,
-        "hidden_size": 4096,
-        "intermediate_size": 11008,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "max_position_embeddings": 2048,
-        "rms_norm_eps": 1e-6,
+    defaults = {  # transformers' GraniteConfig: LlamaConfig's, plus the multipliers
+        **LlamaRules.defaults,
         "embedding_multiplier": 1.0,
         "logits_scaling": 1.0,
         "residual_multiplier": 1.0,

@@ -121,7 +121,7 @@ def _one_token(w: Callable[[str], Any], il: int, x: torch.Tensor, logits: torch.
     n16 = d.shape[0] // 16 * 16
     head = G.v_expf(torch.from_numpy(d[:n16].copy())).numpy() if n16 else np.empty(0, np.float32)
     tail = np.exp(d[n16:].astype(np.float64)).astype(np.float32)
-    parts = _reduce_add_16_np(head.reshape(-1, 16)).astype(np.float64)
+    parts = G.reduce_add_16(head.reshape(-1, 16)).astype(np.float64)  # numpy slices add as torch's do
     total = np.cumsum(np.concatenate([parts, tail.astype(np.float64)]))[-1]
     probs = np.concatenate([head, tail]) * np.float32(1.0 / total)
     selected = top_k(torch.from_numpy(probs).unsqueeze(0), k)[0].tolist()
@@ -136,14 +136,6 @@ def _one_token(w: Callable[[str], Any], il: int, x: torch.Tensor, logits: torch.
         out = y if out is None else out + y
     assert out is not None
     return out
-
-
-def _reduce_add_16_np(x: np.ndarray) -> np.ndarray:
-    """ggml_math.reduce_add_16 in numpy float32."""
-    a = x[:, 8:16] + x[:, 0:8]
-    b = a[:, 4:8] + a[:, 0:4]
-    c = b[:, 0:2] + b[:, 2:4]
-    return c[:, 0] + c[:, 1]
 
 
 def shared_expert(w: Callable[[str], Any], il: int, x: torch.Tensor) -> torch.Tensor:
