@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from hogar.models import blocks
+from hogar.models import blocks, decode_c
 from hogar.models.base import Args, common_args, register
 from hogar.quant.linear import matmul_many
 
@@ -145,6 +145,9 @@ class Llama:
         """tokens [B, T] -> logits [B, T', n_vocab] for the positions `keep` selects (all by default); with hidden,
         the final normalized hidden states [B, T', n_embd] instead (for embeddings)."""
         x = self.embed(args, w, tokens)
+        done = decode_c.decode(self, args, w, ctx, x) if tokens.shape == (1, 1) else None
+        if done is not None:
+            return self._head(args, w, done, keep, hidden)
         ropes: dict[tuple[float, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
         for il in range(args.n_layer):
             dev = ctx.cache.k[il].device  # the layer's device (--n-gpu-layers splits the model)
@@ -155,6 +158,9 @@ class Llama:
                 cos, sin = self.rope_cos_sin(args, w, ctx, key[0])
                 ropes[key] = (cos.to(dev), sin.to(dev))
             x = self.block(args, w, il, x, ropes[key], ctx)
+        return self._head(args, w, x, keep, hidden)
+
+    def _head(self, args: Args, w: Callable[[str], Any], x: torch.Tensor, keep: slice | None, hidden: bool):
         if keep is not None:
             x = x[:, keep]
         head_device = w("output_norm.weight").device

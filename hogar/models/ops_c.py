@@ -30,7 +30,9 @@ _SIGNATURES = {
     "go_tanh": [_P, _P, _I, ctypes.c_int],
     "go_attention": [_I, _I, _I, _I, _I, _I, _P, _P, _I, _I, _P, _I, _I, _I, _I, _P, _F, _F, _P, ctypes.c_int,
                      _P, _P, _I, _I],
+    "go_decode_llama": [_P, _P, ctypes.c_int, _P, _P, _P, _I, _I, ctypes.c_int, ctypes.c_int],
 }
+_INT_RESULT = ("go_attention", "go_decode_llama")
 
 
 def set_enabled(on: bool) -> bool:
@@ -46,7 +48,7 @@ def lib() -> ctypes.CDLL | None:
     if not _enabled:
         return None
     if _lib is None:
-        signatures = {n: (args, ctypes.c_int if n == "go_attention" else None) for n, args in _SIGNATURES.items()}
+        signatures = {n: (args, ctypes.c_int if n in _INT_RESULT else None) for n, args in _SIGNATURES.items()}
         _lib = load_library("ggml_ops", signatures, "the slow PyTorch emulation")
     return _lib
 

@@ -27,7 +27,7 @@ SOURCE = CSRC / "qmatmul.c"
 # library name -> (sources, extra compiler flags)
 LIBRARIES = {
     "qmatmul": ([SOURCE, CSRC / "packed16.c", CSRC / "packed16k.c"], []),
-    "ggml_ops": ([CSRC / "ggml_ops.c"], ["-ffp-contract=off"]),
+    "ggml_ops": ([CSRC / "ggml_ops.c", CSRC / "decode.c"], ["-ffp-contract=off"]),
     # llama.cpp's reference quantizers; its reference build has no FMAs, so neither may this one
     "quantize": ([CSRC / "quantize.c"], ["-ffp-contract=off"]),
     # F32 / F16 / BF16 weights in llama.cpp's summation orders; its FMAs are explicit

@@ -1,0 +1,165 @@
+"""The llama block's decoding step (one token of one sequence, all layers) in one C call (csrc/decode.c).
+
+The same C ops as the layer-by-layer path (ggml_math's C ops and the packed matmul kernels), called in the same
+order on the same values, so the logits are the same bits; what goes is the Python, ctypes and tensor allocations
+between them (about a fifth of a decoding step on a 1.5B model). It applies where every piece of the step takes the
+C path anyway: the plain llama block (llama, qwen2, qwen3, mistral ...; not a subclass that changes the block), all
+layers on the CPU with an f16 cache, every matrix packed, no sliding window, no experts. Otherwise `decode` returns
+None and the caller runs the layers one by one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import weakref
+from typing import Any
+
+import torch
+
+from hogar.models import blocks, ops_c
+from hogar.quant import kernels, linear
+from hogar.quant.linear import _ACT_KIND, QuantWeight
+
+_I32, _I64, _P, _F = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p, ctypes.c_float
+
+
+class _Call(ctypes.Structure):
+    _fields_ = [("kind", _I32), ("n", _I32), ("types", _I32 * 3), ("pad", _I32), ("ptrs", _P * 3),
+                ("n_outs", _I64 * 3)]
+
+
+class _Layer(ctypes.Structure):
+    _fields_ = [("attn_norm", _P), ("ffn_norm", _P), ("bias", _P * 4), ("q_norm", _P), ("k_norm", _P),
+                ("kc", _P), ("vc", _P), ("k_s0", _I64), ("k_s1", _I64), ("v_s0", _I64), ("v_s1", _I64),
+                ("qkv", _Call * 3), ("o", _Call), ("gu", _Call * 2), ("down", _Call), ("n_qkv", _I32),
+                ("n_gu", _I32)]
+
+
+class _Model(ctypes.Structure):
+    _fields_ = [("n_embd", _I64), ("n_head", _I64), ("n_head_kv", _I64), ("head_dim", _I64), ("head_dim_v", _I64),
+                ("n_ff", _I64), ("n_half", _I64), ("eps", _F), ("kq_scale", _F), ("softcap", _F), ("neox", _I32),
+                ("pk_multi", _P), ("p16_multi", _P)]
+
+
+class _Plan:
+    def __init__(self, model: _Model, layers: ctypes.Array, keep: list[Any], cache_ptrs: tuple[int, ...]) -> None:
+        self.model, self.layers, self.keep, self.cache_ptrs = model, layers, keep, cache_ptrs
+
+
+_enabled = True
+
+
+def set_enabled(on: bool) -> bool:
+    """Take (True) or bypass (False) this path; returns the previous setting (tests compare the two)."""
+    global _enabled
+    old, _enabled = _enabled, bool(on)
+    return old
+
+
+# cache -> (weights, plan or None): a plan is built once per (weights, cache) pair
+_plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SAME = ("block", "attn", "qkv", "qk_norm", "ffn", "rope_base")
+
+
+def _calls(ws: list[QuantWeight], out: ctypes.Array) -> int | None:
+    """Fill out[...] with the kernel calls matmul_many makes for ws; returns how many, None where not all packed."""
+    if any(not isinstance(w, QuantWeight) or w.packed is None for w in ws):
+        return None
+    kinds = {_ACT_KIND.get(w.qtype) for w in ws}
+    groups = [ws] if len(kinds) == 1 and None not in kinds else [[w] for w in ws]
+    for c, group in zip(out, groups, strict=False):
+        k_quant = int(group[0].qtype) in kernels._K_TYPES
+        if any((int(w.qtype) in kernels._K_TYPES) != k_quant for w in group):
+            return None
+        c.kind, c.n = (0 if k_quant else 1), len(group)
+        for i, w in enumerate(group):
+            c.types[i], c.ptrs[i], c.n_outs[i] = int(w.qtype), w.packed.data_ptr(), w.shape[0]
+    return len(groups)
+
+
+def _vector(t: Any, n: int) -> int | None:
+    """Address of a float32 CPU contiguous vector of n values; 0 for None; None where unusable."""
+    if t is None:
+        return 0
+    if not isinstance(t, torch.Tensor) or t.dtype != torch.float32 or not t.is_cpu or not t.is_contiguous():
+        return None
+    return t.data_ptr() if t.numel() == n else None
+
+
+def _build(arch: Any, args: Any, w: Any, cache: Any) -> _Plan | None:
+    from hogar.models.llama import Llama
+
+    lib, qlib = ops_c.lib(), kernels.load()
+    if lib is None or qlib is None or not isinstance(arch, Llama) or arch.scale_q:
+        return None
+    if any(getattr(type(arch), n) is not getattr(Llama, n) for n in _SAME) or args.extra.get("n_expert", 0):
+        return None
+    E, H, Hkv, D, Dv = args.n_embd, args.n_head, args.n_head_kv, args.head_dim, args.head_dim_v
+    if args.n_rot != D:
+        return None
+    layers = (_Layer * args.n_layer)()
+    n_ff = None
+    for il, L in enumerate(layers):
+        p = f"blk.{il}."
+        kc, vc = cache.k[il], cache.v[il]
+        if args.is_swa(il) or w(p + "attn_qkv.weight") is not None or w(p + "ffn_gate_inp.weight") is not None:
+            return None
+        if not (kc.dtype == vc.dtype == torch.float16 and kc.is_cpu and kc.is_contiguous() and vc.is_contiguous()):
+            return None
+        gate = w(p + "ffn_gate.weight")
+        if gate is None:
+            return None
+        n_ff = n_ff or gate.shape[0]
+        vectors = [_vector(w(p + "attn_norm.weight"), E), _vector(w(p + "ffn_norm.weight"), E)]
+        vectors += [_vector(w(p + f"attn_{n}.bias"), m) for n, m in (("q", H * D), ("k", Hkv * D), ("v", Hkv * Dv),
+                                                                     ("output", E))]
+        vectors += [_vector(w(p + "attn_q_norm.weight"), D), _vector(w(p + "attn_k_norm.weight"), D)]
+        if None in vectors or not vectors[0] or not vectors[1] or bool(vectors[6]) != bool(vectors[7]):
+            return None
+        L.attn_norm, L.ffn_norm = vectors[0], vectors[1]
+        for i in range(4):
+            L.bias[i] = vectors[2 + i] or None
+        L.q_norm, L.k_norm = vectors[6] or None, vectors[7] or None
+        L.kc, L.vc = kc.data_ptr(), vc.data_ptr()
+        L.k_s0, L.k_s1, L.v_s0, L.v_s1 = kc.stride(0), kc.stride(1), vc.stride(0), vc.stride(1)
+        mats = [w(p + n + ".weight") for n in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up",
+                                               "ffn_down")]
+        if gate.shape[0] != n_ff or any(m is None for m in mats):
+            return None
+        n_qkv, n_o = _calls(mats[:3], L.qkv), _calls(mats[3:4], (L.o,))
+        n_gu, n_down = _calls(mats[4:6], L.gu), _calls(mats[6:7], (L.down,))
+        if None in (n_qkv, n_o, n_gu, n_down):
+            return None
+        L.n_qkv, L.n_gu = n_qkv, n_gu
+    m = _Model(E, H, Hkv, D, Dv, n_ff, D // 2, args.rms_eps, args.attn_scale, 0.0,
+               int(args.rope_mode == blocks.ROPE_NEOX),
+               ctypes.cast(qlib.pk_matmul_multi, _P).value, ctypes.cast(qlib.p16_matmul_multi, _P).value)
+    ptrs = tuple(t.data_ptr() for t in cache.k + cache.v)
+    return _Plan(m, layers, [w], ptrs)
+
+
+def decode(arch: Any, args: Any, w: Any, ctx: blocks.AttnContext, x: torch.Tensor) -> torch.Tensor | None:
+    """x [1, 1, n_embd]: the embedded token; returns the hidden state after the last layer, or None where this path
+    does not apply (the caller runs the layers itself)."""
+    if not _enabled or x.shape[:2] != (1, 1) or ctx._row is None or linear.reference():
+        return None
+    if not x.is_cpu or x.dtype != torch.float32:
+        return None
+    cache = ctx.cache
+    entry = _plans.get(cache)
+    if entry is None or entry[0] is not w:
+        entry = (w, _build(arch, args, w, cache))
+        _plans[cache] = entry
+    plan = entry[1]
+    if plan is None or plan.cache_ptrs[0] != cache.k[0].data_ptr():
+        return None
+    plan.model.softcap = ctx.softcap
+    cos, sin = arch.rope_cos_sin(args, w, ctx, args.rope_base)
+    cos, sin = cos.contiguous(), sin.contiguous()
+    if cos.dtype != torch.float32 or not cos.is_cpu or cos.shape[-1] != plan.model.n_half:
+        return None
+    y = x.contiguous().clone()
+    rc = ops_c.lib().go_decode_llama(ctypes.byref(plan.model), plan.layers, args.n_layer, y.data_ptr(),
+                                     cos.data_ptr(), sin.data_ptr(), ctx._row, ctx.p_min, torch.get_num_threads(),
+                                     int(kernels.rows_alone.on))
+    return y if rc == 0 else None

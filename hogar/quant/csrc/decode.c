@@ -1,0 +1,136 @@
+/* One decoding step (one token, one cache row) of the llama block through all layers in one C call: the ops
+ * ggml_math's C path calls one by one from Python (go_rms_norm, the packed matmuls, go_rope, go_attention,
+ * go_swiglu), in the same order on the same values, so the result is the Python path's bit for bit; what goes is
+ * the ~250 us a layer of Python, ctypes and tensor allocations between them.
+ *
+ * The matmuls live in the qmatmul library: the caller hands over pk_matmul_multi and p16_matmul_multi as function
+ * pointers.  Built into the ggml_ops library (-ffp-contract=off); the only arithmetic here is bias and residual
+ * adds, as torch does them (one rounding each).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+void go_rms_norm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps, int nth);
+void go_swiglu(const float *g, const float *u, float *y, int64_t rows, int64_t n, int nth);
+void go_rope(const float *x, float *y, int64_t rows, int64_t H, int64_t D, const float *cs, const float *sn,
+             int64_t n_half, int mode, int nth);
+int go_attention(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t Dv, const float *q,
+                 uint16_t *k, int64_t k_bs, int64_t k_ss, uint16_t *v, int64_t v_bs, int64_t v_ss,
+                 int64_t key_start, int64_t n_keys, const uint8_t *mask, float kq_scale, float softcap, float *out,
+                 int nth, const float *k_new, const float *v_new, int64_t new_at, int64_t n_new);
+
+typedef int (*pk_multi_fn)(int n, const int *types, const uint8_t *const *Ps, const int64_t *n_outs, int64_t n_in,
+                           const float *X, int64_t B, float *const *Ys, int nthreads, int rows_alone);
+typedef int (*p16_multi_fn)(int n, const int *types, const uint8_t *const *Ps, const int64_t *n_outs, int64_t n_in,
+                            const float *X, int64_t B, float *const *Ys, int nthreads);
+
+/* one kernel call: n matrices sharing the input (q, k, v or gate, up), or one */
+typedef struct {
+    int32_t kind; /* 0: pk_matmul_multi (K-quants), 1: p16_matmul_multi */
+    int32_t n;
+    int32_t types[3];
+    int32_t pad;
+    const uint8_t *ptrs[3];
+    int64_t n_outs[3];
+} dl_call;
+
+typedef struct {
+    const float *attn_norm, *ffn_norm;
+    const float *bias[4]; /* q, k, v, attn_output; NULL: none */
+    const float *q_norm, *k_norm;
+    uint16_t *kc, *vc;    /* the layer's f16 cache [n_slots, n_ctx, Hkv, D] */
+    int64_t k_s0, k_s1, v_s0, v_s1; /* element strides: slot, position */
+    dl_call qkv[3];
+    dl_call o;
+    dl_call gu[2];
+    dl_call down;
+    int32_t n_qkv, n_gu;
+} dl_layer;
+
+typedef struct {
+    int64_t n_embd, n_head, n_head_kv, head_dim, head_dim_v, n_ff, n_half;
+    float eps, kq_scale, softcap;
+    int32_t neox;
+    void *pk_multi, *p16_multi;
+} dl_model;
+
+static int run_call(const dl_model *m, const dl_call *c, int64_t n_in, const float *x, float *const *ys, int nth,
+                    int rows_alone) {
+    if (c->kind == 0)
+        return ((pk_multi_fn)m->pk_multi)(c->n, c->types, c->ptrs, c->n_outs, n_in, x, 1, ys, nth, rows_alone);
+    return ((p16_multi_fn)m->p16_multi)(c->n, c->types, c->ptrs, c->n_outs, n_in, x, 1, ys, nth);
+}
+
+/* calls[0..n_calls) cover the outputs outs[0..] in order */
+static int run_calls(const dl_model *m, const dl_call *calls, int n_calls, int64_t n_in, const float *x,
+                     float *const *outs, int nth, int rows_alone) {
+    int at = 0;
+    for (int i = 0; i < n_calls; i++) {
+        int rc = run_call(m, &calls[i], n_in, x, outs + at, nth, rows_alone);
+        if (rc) return rc;
+        at += calls[i].n;
+    }
+    return 0;
+}
+
+static void add_bias(float *y, const float *b, int64_t n) {
+    if (b)
+        for (int64_t i = 0; i < n; i++) y[i] = y[i] + b[i];
+}
+
+/* x [n_embd] (in and out): the hidden state of the token at position pos of cache row `row`; cos/sin [n_half]:
+ * its rope.  Returns 0, or the failing kernel's code (the caller then takes the Python path for the whole step). */
+int go_decode_llama(const dl_model *m, const dl_layer *layers, int n_layer, float *x, const float *cos,
+                    const float *sin, int64_t row, int64_t pos, int nth, int rows_alone) {
+    const int64_t E = m->n_embd, H = m->n_head, Hkv = m->n_head_kv, D = m->head_dim, Dv = m->head_dim_v;
+    const int64_t F = m->n_ff, nq = H * D, nk = Hkv * D, nv = Hkv * Dv;
+    const int64_t sizes[] = {E, nq, nk, nv, nq, nk, nq, nk, H * Dv, E, E, E, F, F, F, E};
+    int64_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) / 16 * 16;
+    float *buf = aligned_alloc(64, (size_t)total * sizeof(float));
+    if (!buf) return 2;
+    float *p[16], *at = buf;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        p[i] = at;
+        at += (sizes[i] + 15) / 16 * 16;
+    }
+    float *xn = p[0], *q = p[1], *k = p[2], *v = p[3], *qn = p[4], *kn = p[5], *qr = p[6], *kr = p[7], *att = p[8];
+    float *a = p[9], *h = p[10], *hn = p[11], *g = p[12], *u = p[13], *s = p[14], *f = p[15];
+    int rc = 0;
+    for (int il = 0; il < n_layer && !rc; il++) {
+        const dl_layer *L = &layers[il];
+        go_rms_norm(x, L->attn_norm, xn, 1, E, m->eps, nth);
+        float *qkv[3] = {q, k, v};
+        if ((rc = run_calls(m, L->qkv, L->n_qkv, E, xn, qkv, nth, rows_alone))) break;
+        add_bias(q, L->bias[0], nq);
+        add_bias(k, L->bias[1], nk);
+        add_bias(v, L->bias[2], nv);
+        const float *q_in = q, *k_in = k;
+        if (L->q_norm) {
+            go_rms_norm(q, L->q_norm, qn, H, D, m->eps, nth);
+            go_rms_norm(k, L->k_norm, kn, Hkv, D, m->eps, nth);
+            q_in = qn, k_in = kn;
+        }
+        go_rope(q_in, qr, 1, H, D, cos, sin, m->n_half, m->neox, nth);
+        go_rope(k_in, kr, 1, Hkv, D, cos, sin, m->n_half, m->neox, nth);
+        if (go_attention(1, 1, H, Hkv, D, Dv, qr, L->kc + row * L->k_s0, L->k_s0, L->k_s1, L->vc + row * L->v_s0,
+                         L->v_s0, L->v_s1, 0, pos + 1, NULL, m->kq_scale, m->softcap, att, nth, kr, v, pos, 1)) {
+            rc = 2;
+            break;
+        }
+        float *ao[1] = {a};
+        if ((rc = run_calls(m, &L->o, 1, H * Dv, att, ao, nth, rows_alone))) break;
+        add_bias(a, L->bias[3], E);
+        for (int64_t i = 0; i < E; i++) h[i] = x[i] + a[i];
+        go_rms_norm(h, L->ffn_norm, hn, 1, E, m->eps, nth);
+        float *gu[2] = {g, u};
+        if ((rc = run_calls(m, L->gu, L->n_gu, E, hn, gu, nth, rows_alone))) break;
+        go_swiglu(g, u, s, 1, F, nth);
+        float *fo[1] = {f};
+        if ((rc = run_calls(m, &L->down, 1, F, s, fo, nth, rows_alone))) break;
+        for (int64_t i = 0; i < E; i++) x[i] = h[i] + f[i];
+    }
+    free(buf);
+    return rc;
+}
