@@ -14,9 +14,9 @@ import hogar
 from hogar.models import decode_c
 
 TINY = Path(__file__).resolve().parent / "fixtures" / "tiny"
-# the families whose Q8_0 files take the C step: the plain llama block (NORM or NEOX rope, biases, QK norm)
-APPLIES = {"qwen2", "qwen2-tied", "qwen3", "mistral-nemo"}
-FAMILIES = sorted(p.stem for p in TINY.glob("*.json"))
+# the families that take the C step: the plain llama block (NORM or NEOX rope, biases, QK norm, experts)
+APPLIES = {"qwen2", "qwen2-tied", "qwen3", "mistral-nemo", "mixtral", "qwen3moe"}
+CASES = [(p.stem, t) for p in sorted(TINY.glob("*.json")) for t in json.loads(p.read_text())["types"]]
 
 
 def _steps(model, ids: list[int], n_prompt: int, on: bool) -> tuple[torch.Tensor, bool]:
@@ -33,10 +33,10 @@ def _steps(model, ids: list[int], n_prompt: int, on: bool) -> tuple[torch.Tensor
         model.engine.slot_tokens[0] = []
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_tiny_family_same_logits(family: str) -> None:
+@pytest.mark.parametrize(("family", "outtype"), CASES, ids=[f"{f}-{t}" for f, t in CASES])
+def test_tiny_family_same_logits(family: str, outtype: str) -> None:
     fixture = json.loads((TINY / f"{family}.json").read_text())
-    ref = fixture["types"]["q8_0"]
+    ref = fixture["types"][outtype]
     model = hogar.load(TINY / ref["file"], n_ctx=fixture["n_ctx"])
     ids = ref["ids"][:40]
     slow, _ = _steps(model, ids, 8, False)
