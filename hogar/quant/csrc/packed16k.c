@@ -268,29 +268,39 @@ static inline __attribute__((always_inline)) void q4k_tile(const int C, const in
     for (int c = 0; c < C; c++) _mm512_storeu_ps(out + (b + c) * ldo, _mm512_sub_ps(acc[c], accm[c]));
 }
 
-/* Q6_K value vector of chunk c8 (32 values), step s */
+/* Q6_K value vector of chunk c8 (32 values), step s: low nibbles | (2 high bits << 4), the OR by ternary logic */
 static inline __m512i q6k_step(const uint8_t *ch, int c8, int s) {
     const __m512i v = _mm512_loadu_si512(ch + Q6K_Q + (8 * (c8 >> 1) + s) * 64);
-    const __m512i nib = _mm512_and_si512(c8 & 1 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
+    const __m512i lo = c8 & 1 ? _mm512_srli_epi16(v, 4) : v;
     const __m512i h = _mm512_loadu_si512(ch + Q6K_Q + 2048 + (8 * (c8 >> 2) + s) * 64);
-    const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(h, 2 * (c8 & 3)), _mm512_set1_epi8(3));
-    return _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
+    const int k = c8 & 3; /* bits 2k..2k+1 of h to bits 4..5 */
+    const __m512i hs = k == 3 ? _mm512_srli_epi16(h, 2) : k == 2 ? h : _mm512_slli_epi16(h, 4 - 2 * k);
+    const __m512i hb = _mm512_and_si512(hs, _mm512_set1_epi8(0x30));
+    return _mm512_ternarylogic_epi32(lo, _mm512_set1_epi8(0x0F), hb, 0xEA); /* (lo & 0x0F) | hb */
 }
 
-/* Q6_K: the 8 integer lanes of super-block i for 16 rows x C activation rows */
+/* a row's int8 scale (an int32 lane) in both 16-bit halves of its lane, for vpdpwssd */
+static inline __m512i scale_pairs(const uint8_t *p) {
+    const __m512i s = sbytes16(p);
+    return _mm512_or_si512(_mm512_slli_epi32(s, 16), _mm512_and_si512(s, _mm512_set1_epi32(0xFFFF)));
+}
+
+/* Q6_K: the 8 integer lanes of super-block i for 16 rows x C activation rows. Per step, vpmaddubsw gives each row
+ * two 16-bit sums of 2 products (at most 2 x 63 x 127: no saturation) and vpdpwssd adds both times the scale: the
+ * exact integer lane llama.cpp accumulates, whatever the order. */
 static inline __attribute__((always_inline)) void q6k_lanes(const int C, const uint8_t *ch, const kacts *A, int64_t b,
                                                            int64_t i, __m512i L[][8]) {
     for (int c = 0; c < C; c++)
         for (int s = 0; s < 8; s++) L[c][s] = _mm512_setzero_si512();
     for (int c8 = 0; c8 < 8; c8++) {
-        const __m512i s_lo = sbytes16(ch + 32 + 16 * (2 * c8)), s_hi = sbytes16(ch + 32 + 16 * (2 * c8 + 1));
+        const __m512i s_lo = scale_pairs(ch + 32 + 16 * (2 * c8)), s_hi = scale_pairs(ch + 32 + 16 * (2 * c8 + 1));
         for (int s = 0; s < 8; s++) {
             _mm_prefetch((const char *)ch + PF_CHUNKS * Q6K_CHUNK + 64 * (8 * c8 + s), _MM_HINT_T0);
             const __m512i u = q6k_step(ch, c8, s);
             for (int c = 0; c < C; c++) {
                 const int8_t *a = A->a + (b + c) * A->n_in + 256 * i + 32 * c8 + 4 * s;
-                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, bcast4(a));
-                L[c][s] = _mm512_add_epi32(L[c][s], _mm512_mullo_epi32(p, s < 4 ? s_lo : s_hi));
+                const __m512i p = _mm512_maddubs_epi16(u, bcast4(a));
+                L[c][s] = _mm512_dpwssd_epi32(L[c][s], p, s < 4 ? s_lo : s_hi);
             }
         }
     }
