@@ -145,3 +145,22 @@ def test_matches_live_ggml(c_library, ggml_quantize, live_rows, qtype):
         want = ggml_quantize.ggml_quantize(x, qtype)
         got = quantize(x, qtype, n_threads=2)
         assert _block_mismatches(got, want, qtype) == 0
+
+
+@pytest.mark.parametrize("qtype", [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K, T.Q5_K, T.Q6_K])
+def test_c_row_decoder_same_as_torch_decoder(qtype) -> None:
+    """Embedding lookups decode rows in C (hq_dequantize_rows): the same floats as hogar.gguf.quants."""
+    import torch
+
+    from hogar.gguf import quants
+
+    rng = np.random.default_rng(int(qtype))
+    x = (rng.standard_normal((48, 768)) * rng.uniform(0.01, 4.0, (48, 1))).astype(np.float32)
+    x[3, :40] = 0.0  # an all-zero block
+    raw = torch.from_numpy(quantizers.quantize(x, qtype).reshape(-1).copy())
+    ids = torch.tensor([[0, 47, 3], [12, 12, 30]])
+    got = quantizers.dequantize_rows(raw, qtype, ids, 768)
+    assert got is not None
+    assert torch.equal(got.view(2, 3, 768), quants.dequantize_rows(raw, qtype, ids, 768))
+    with pytest.raises(IndexError):
+        quantizers.dequantize_rows(raw, qtype, torch.tensor([48]), 768)

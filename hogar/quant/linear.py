@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from gguf import GGMLQuantizationType as QT
 
 from hogar.gguf import quants
-from hogar.quant import fkernels, kernels
+from hogar.quant import fkernels, kernels, quantizers
 
 _FAST_TYPES = frozenset(
     {QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0, QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K, QT.IQ4_NL}
@@ -64,6 +64,10 @@ class QuantWeight:
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Embedding lookup: dequantize only the rows asked for."""
+        if ids.is_cpu and not _reference:
+            out = quantizers.dequantize_rows(self.raw, self.qtype, ids, self.shape[1])
+            if out is not None:
+                return out.reshape(*ids.shape, -1)
         return quants.dequantize_rows(self.raw, self.qtype, ids.reshape(-1), self.shape[1]).reshape(*ids.shape, -1)
 
     def _fast(self, x2: torch.Tensor) -> torch.Tensor | None:

@@ -29,11 +29,32 @@ _P, _I = ctypes.c_void_p, ctypes.c_int64
 _SIGNATURES = {
     "hq_quantize": ([ctypes.c_int, _P, _I, _I, _P, ctypes.c_int], ctypes.c_int),
     "hq_quantize_supported": ([ctypes.c_int], ctypes.c_int),
+    "hq_dequantize_rows": ([ctypes.c_int, _P, _I, _P, _I, _I, _P], ctypes.c_int),
 }
+# the types hq_dequantize_rows decodes (embedding lookups)
+_ROW_TYPES = frozenset(_LEGACY | {T.Q4_K, T.Q5_K, T.Q6_K})
 
 
 def _lib() -> ctypes.CDLL | None:
     return load_library("quantize", _SIGNATURES, "gguf-py's numpy quantizers for the legacy types only")
+
+
+def dequantize_rows(raw, qtype: GGMLQuantizationType, ids, n_cols: int):
+    """Rows `ids` (an int64 CPU tensor) of the quantized table `raw` (uint8, CPU, contiguous) as float32
+    [len(ids), n_cols], decoded in C as hogar.gguf.quants decodes them; None where the C decoder does not apply."""
+    import torch
+
+    lib = _lib() if int(qtype) in _ROW_TYPES else None
+    if lib is None or not raw.is_cpu or not raw.is_contiguous():
+        return None
+    ids = ids.reshape(-1).to(torch.int64).contiguous()
+    n_rows = raw.numel() // row_bytes(T(qtype), n_cols)
+    out = torch.empty((ids.numel(), n_cols), dtype=torch.float32)
+    rc = lib.hq_dequantize_rows(int(qtype), raw.data_ptr(), n_rows, ids.data_ptr(), ids.numel(), n_cols,
+                                out.data_ptr())
+    if rc == 2:
+        raise IndexError(f"row ids must be in [0, {n_rows}), got {ids.min().item()}..{ids.max().item()}")
+    return out if rc == 0 else None
 
 
 def row_bytes(qtype: GGMLQuantizationType, n_per_row: int) -> int:

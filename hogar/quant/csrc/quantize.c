@@ -664,3 +664,119 @@ int hq_quantize(int type, const float *src, int64_t n_rows, int64_t n_per_row, u
     }
     return 0;
 }
+
+/* ---- embedding rows: rows ids[0..n_ids) of a row-major table of n_cols-value rows, decoded as gguf-py (and
+ * hogar.gguf.quants) do, in the reference's order of roundings: (q - offset) * d, or q * (d * sc) - (dmin * m) ----
+ * Returns 0, or 1 for a type this does not decode (the caller takes the torch decoder). */
+
+static void k_scale_min(const uint8_t *q, int j, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+static void dq_block(int t, const uint8_t *b, float *y) {
+    switch (t) {
+    case Q4_0: {
+        const float d = get_f16(b);
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)((b[2 + j] & 0xF) - 8) * d;
+            y[j + 16] = (float)((b[2 + j] >> 4) - 8) * d;
+        }
+        return;
+    }
+    case Q4_1: {
+        const float d = get_f16(b), m = get_f16(b + 2);
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)(b[4 + j] & 0xF) * d + m;
+            y[j + 16] = (float)(b[4 + j] >> 4) * d + m;
+        }
+        return;
+    }
+    case Q5_0: case Q5_1: {
+        const int one = t == Q5_1;
+        const float d = get_f16(b), m = one ? get_f16(b + 2) : 0.0f;
+        uint32_t qh;
+        memcpy(&qh, b + (one ? 4 : 2), 4);
+        const uint8_t *qs = b + (one ? 8 : 6);
+        for (int j = 0; j < 16; j++) {
+            const int lo = (qs[j] & 0xF) | (((qh >> j) & 1) << 4), hi = (qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
+            if (one) {
+                y[j] = (float)lo * d + m;
+                y[j + 16] = (float)hi * d + m;
+            } else {
+                y[j] = (float)(lo - 16) * d;
+                y[j + 16] = (float)(hi - 16) * d;
+            }
+        }
+        return;
+    }
+    case Q8_0: {
+        const float d = get_f16(b);
+        for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
+        return;
+    }
+    case Q4_K: case Q5_K: {
+        const int five = t == Q5_K;
+        const float d = get_f16(b), dmin = get_f16(b + 2);
+        const uint8_t *qh = b + 16, *qs = b + (five ? 48 : 16);
+        for (int c = 0; c < 4; c++)
+            for (int half = 0; half < 2; half++) {
+                const int s = 2 * c + half;
+                uint8_t sc, m;
+                k_scale_min(b + 4, s, &sc, &m);
+                const float dl = d * (float)sc, ml = dmin * (float)m;
+                for (int l = 0; l < 32; l++) {
+                    int q = half ? qs[32 * c + l] >> 4 : qs[32 * c + l] & 0xF;
+                    if (five) q |= ((qh[l] >> s) & 1) << 4;
+                    y[32 * s + l] = (float)q * dl - ml;
+                }
+            }
+        return;
+    }
+    case Q6_K: {
+        const float d = get_f16(b + 208);
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        for (int n = 0; n < 2; n++)
+            for (int l = 0; l < 32; l++) {
+                const uint8_t *L = ql + 64 * n, *Hh = qh + 32 * n;
+                const int q[4] = {(L[l] & 0xF) | ((Hh[l] & 3) << 4), (L[l + 32] & 0xF) | (((Hh[l] >> 2) & 3) << 4),
+                                  (L[l] >> 4) | (((Hh[l] >> 4) & 3) << 4), (L[l + 32] >> 4) | (((Hh[l] >> 6) & 3) << 4)};
+                for (int k = 0; k < 4; k++) {
+                    const int e = 128 * n + 32 * k + l;
+                    y[e] = (float)(q[k] - 32) * (d * (float)sc[e / 16]);
+                }
+            }
+        return;
+    }
+    }
+}
+
+int hq_dequantize_rows(int t, const uint8_t *table, int64_t n_rows, const int64_t *ids, int64_t n_ids, int64_t n_cols,
+                       float *out) {
+    int block = 32, size;
+    switch (t) {
+    case Q4_0: size = 18; break;
+    case Q4_1: size = 20; break;
+    case Q5_0: size = 22; break;
+    case Q5_1: size = 24; break;
+    case Q8_0: size = 34; break;
+    case Q4_K: block = QK_K, size = 144; break;
+    case Q5_K: block = QK_K, size = 176; break;
+    case Q6_K: block = QK_K, size = 210; break;
+    default: return 1;
+    }
+    if (n_cols % block) return 1;
+    const int64_t nb = n_cols / block, row_bytes = nb * size;
+    for (int64_t r = 0; r < n_ids; r++) {
+        if (ids[r] < 0 || ids[r] >= n_rows) return 2;
+        for (int64_t i = 0; i < nb; i++)
+            dq_block(t, table + ids[r] * row_bytes + i * size, out + r * n_cols + i * block);
+    }
+    return 0;
+}
