@@ -148,7 +148,7 @@ static inline __attribute__((always_inline)) __m512i step_u(const int t, const u
 static inline __attribute__((always_inline)) void tile8(const int t, const int C, const p16info *pi,
                                                         const uint8_t *ch0, int64_t nb, const acts *A, int64_t b,
                                                         float *out, int64_t ldo, const uint8_t *ub) {
-    __m512 acc[2][8], summs[2];
+    __m512 acc[3][8], summs[3];
     for (int c = 0; c < C; c++) {
         summs[c] = _mm512_setzero_ps();
         for (int s = 0; s < 8; s++) acc[c][s] = _mm512_setzero_ps();
@@ -159,7 +159,7 @@ static inline __attribute__((always_inline)) void tile8(const int t, const int C
     for (int64_t k = 0; k < nb; k++) {
         const uint8_t *ch = ch0 + k * chunk;
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch));
-        __m512 sc[2];
+        __m512 sc[3];
         for (int c = 0; c < C; c++) sc[c] = _mm512_mul_ps(dw, _mm512_set1_ps(A->dx[(b + c) * A->gstride + k]));
         if (has_m) {
             const __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(ch + 32)));
@@ -368,7 +368,13 @@ static void group_rows(int t, const p16info *pi, const uint8_t *ch0, int64_t nb,
         return;
     }
 #undef LANE1
+#ifdef HQ_AVX512
+#define TILE3(T) for (; ub && b + 3 <= b1; b += 3) tile8(T, 3, pi, ch0, nb, A, b, out, ldo, ub);
+#else
+#define TILE3(T)
+#endif
 #define TILES(T)                                                                                                      \
+    TILE3(T)                                                                                                          \
     for (; b + 2 <= b1; b += 2) tile8(T, 2, pi, ch0, nb, A, b, out, ldo, ub);                                         \
     if (b < b1) tile8(T, 1, pi, ch0, nb, A, b, out, ldo, ub);
     switch (t) {
@@ -378,6 +384,7 @@ static void group_rows(int t, const p16info *pi, const uint8_t *ch0, int64_t nb,
     case T_Q8_0: TILES(T_Q8_0) break;
     }
 #undef TILES
+#undef TILE3
 }
 
 #endif /* HQ_SIMD */
