@@ -330,6 +330,44 @@ static void q6k_vec(const uint8_t *ch0, const kacts *A, int64_t b, float *out) {
                                         _mm512_add_ps(_mm512_add_ps(acc[5], acc[1]), _mm512_add_ps(acc[7], acc[3]))));
 }
 
+/* the tiled kernel needs only s1, the sum of the 8 lanes: an integer, so one accumulator per activation row gets
+ * it exactly, whatever the order, leaving registers for 4 activation rows per pass over the weights */
+static inline __attribute__((always_inline)) void q6k_tiled_sum(const int C, const uint8_t *ch0, const kacts *A,
+                                                               int64_t b, float *out, int64_t ldo) {
+    __m512 tacc[4];
+    for (int c = 0; c < C; c++) tacc[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < A->nsb; i++) {
+        const uint8_t *ch = ch0 + i * Q6K_CHUNK;
+        __m512i s1[4];
+        for (int c = 0; c < C; c++) s1[c] = _mm512_setzero_si512();
+        for (int c8 = 0; c8 < 8; c8++) {
+            const __m512i s_lo = scale_pairs(ch + 32 + 16 * (2 * c8)), s_hi = scale_pairs(ch + 32 + 16 * (2 * c8 + 1));
+            for (int s = 0; s < 8; s++) {
+                const __m512i u = q6k_step(ch, c8, s);
+                for (int c = 0; c < C; c++) {
+                    const int8_t *a = A->a + (b + c) * A->n_in + 256 * i + 32 * c8 + 4 * s;
+                    s1[c] = _mm512_dpwssd_epi32(s1[c], _mm512_maddubs_epi16(u, bcast4(a)), s < 4 ? s_lo : s_hi);
+                }
+            }
+        }
+        __m512i corr[4]; /* sum over the 16-value groups of sc_g x bsum16_g (|bsum16| <= 2048: one 16-bit half) */
+        for (int c = 0; c < C; c++) corr[c] = _mm512_setzero_si512();
+        for (int g = 0; g < 16; g++) {
+            const __m512i sg = scale_pairs(ch + 32 + 16 * g);
+            for (int c = 0; c < C; c++) {
+                const int16_t bs = A->bs16[(b + c) * 16 * A->nsb + 16 * i + g];
+                corr[c] = _mm512_dpwssd_epi32(corr[c], sg, _mm512_set1_epi32((int32_t)(uint16_t)bs));
+            }
+        }
+        for (int c = 0; c < C; c++) s1[c] = _mm512_sub_epi32(s1[c], _mm512_slli_epi32(corr[c], 5));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch));
+        for (int c = 0; c < C; c++)
+            tacc[c] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1[c]), dw),
+                                      _mm512_set1_ps(A->dx[(b + c) * A->nsb + i]), tacc[c]);
+    }
+    for (int c = 0; c < C; c++) _mm512_storeu_ps(out + (b + c) * ldo, tacc[c]);
+}
+
 static inline __attribute__((always_inline)) void q6k_tiled(const int C, const uint8_t *ch0, const kacts *A, int64_t b,
                                                            float *out, int64_t ldo) {
     __m512 tacc[2];
@@ -553,6 +591,7 @@ static void kgroup(int t, const uint8_t *ch0, const kacts *A, int64_t b0, int64_
         for (; b < b1; b++) q6k_vec(ch0, A, b, out + b * ldo);
         return;
     }
+    for (; b + 4 <= b1; b += 4) q6k_tiled_sum(4, ch0, A, b, out, ldo);
     for (; b + 2 <= b1; b += 2) q6k_tiled(2, ch0, A, b, out, ldo);
     if (b < b1) q6k_tiled(1, ch0, A, b, out, ldo);
 }
