@@ -235,6 +235,11 @@ static inline __attribute__((always_inline)) void q4k_tile(const int C, const in
             __m512i dlo[4], dhi[4];
             for (int c = 0; c < C; c++) dlo[c] = dhi[c] = _mm512_setzero_si512();
             for (int s = 0; s < 8; s++) {
+                if (C == 1 && !gemm) { /* decoding: the chunk PF_CHUNKS ahead into L2, a line a step (37 lines) */
+                    const char *pf = (const char *)ch + PF_CHUNKS * Q4K_CHUNK;
+                    _mm_prefetch(pf + 64 * (8 * m + s), _MM_HINT_T1);
+                    if (m == 3 && s < 5) _mm_prefetch(pf + 64 * (32 + s), _MM_HINT_T1);
+                }
                 const __m512i v = _mm512_loadu_si512(q + (8 * m + s) * 64);
                 const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
                 for (int c = 0; c < C; c++) {
@@ -315,13 +320,54 @@ static inline __attribute__((always_inline)) void q6k_lanes(const int C, const u
     }
 }
 
+/* q6k_lanes for one activation row, the loops turned so that each high-bits vector is loaded and split once for
+ * its 4 chunks (and each low-nibble vector once for its 2) */
+static inline __attribute__((always_inline)) void q6k_lanes1(const uint8_t *ch, const kacts *A, int64_t b, int64_t i,
+                                                            __m512i L[8]) {
+    for (int s = 0; s < 8; s++) L[s] = _mm512_setzero_si512();
+    const __m512i m0f = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const int8_t *a0 = A->a + b * A->n_in + 256 * i;
+    for (int n = 0; n < 2; n++) {
+        __m512i sc[4][2];
+        for (int k = 0; k < 4; k++) {
+            sc[k][0] = scale_pairs(ch + 32 + 16 * (2 * (4 * n + k)));
+            sc[k][1] = scale_pairs(ch + 32 + 16 * (2 * (4 * n + k) + 1));
+        }
+        for (int s = 0; s < 8; s++) {
+            for (int l = 0; l < 4; l++)
+                _mm_prefetch((const char *)ch + PF_CHUNKS * Q6K_CHUNK + 64 * (32 * n + 4 * s + l), _MM_HINT_T1);
+            const __m512i h = _mm512_loadu_si512(ch + Q6K_Q + 2048 + (8 * n + s) * 64);
+            const __m512i lo0 = _mm512_loadu_si512(ch + Q6K_Q + (8 * (2 * n) + s) * 64);
+            const __m512i lo1 = _mm512_loadu_si512(ch + Q6K_Q + (8 * (2 * n + 1) + s) * 64);
+            __m512i u[4];
+            u[0] = _mm512_ternarylogic_epi32(lo0, m0f, _mm512_and_si512(_mm512_slli_epi16(h, 4), m30), 0xEA);
+            u[1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(lo0, 4), m0f,
+                                             _mm512_and_si512(_mm512_slli_epi16(h, 2), m30), 0xEA);
+            u[2] = _mm512_ternarylogic_epi32(lo1, m0f, _mm512_and_si512(h, m30), 0xEA);
+            u[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(lo1, 4), m0f,
+                                             _mm512_and_si512(_mm512_srli_epi16(h, 2), m30), 0xEA);
+            for (int k = 0; k < 4; k++) {
+                const __m512i p = _mm512_maddubs_epi16(u[k], bcast4(a0 + 32 * (4 * n + k) + 4 * s));
+                L[s] = _mm512_dpwssd_epi32(L[s], p, sc[k][s >= 4]);
+            }
+        }
+    }
+    for (int s = 0; s < 8; s++) {
+        const __m512i s0 = sbytes16(ch + 32 + 16 * (2 * s)), s1 = sbytes16(ch + 32 + 16 * (2 * s + 1));
+        const int16_t *bs = A->bs16 + b * 16 * A->nsb + 16 * i + 2 * s;
+        const __m512i corr = _mm512_add_epi32(_mm512_mullo_epi32(s0, _mm512_set1_epi32(bs[0])),
+                                              _mm512_mullo_epi32(s1, _mm512_set1_epi32(bs[1])));
+        L[s] = _mm512_sub_epi32(L[s], _mm512_slli_epi32(corr, 5));
+    }
+}
+
 static void q6k_vec(const uint8_t *ch0, const kacts *A, int64_t b, float *out) {
     __m512 acc[8];
     __m512i L[1][8];
     for (int s = 0; s < 8; s++) acc[s] = _mm512_setzero_ps();
     for (int64_t i = 0; i < A->nsb; i++) {
         const uint8_t *ch = ch0 + i * Q6K_CHUNK;
-        q6k_lanes(1, ch, A, b, i, L);
+        q6k_lanes1(ch, A, b, i, L[0]);
         const __m512 d = _mm512_mul_ps(_mm512_set1_ps(A->dx[b * A->nsb + i]),
                                        _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch)));
         for (int s = 0; s < 8; s++) acc[s] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(L[0][s]), acc[s]);
