@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -269,12 +270,63 @@ def cmd_convert(a: argparse.Namespace) -> int:
 
 
 def cmd_list(a: argparse.Namespace) -> int:
+    from hogar.hub import library
     from hogar.store import list_models, models_dir
 
+    pulled = {e.path: e for e in library.entries()}
     print(f"models folder: {models_dir()}")
+    print(f"{'NAME':<36} {'SIZE':>10}  {'SOURCE':<40} LAST USED")
     for name, path in list_models():
-        print(f"{name:<28} {os.path.getsize(path) / 2**20:8.1f} MiB  {path}")
+        e = pulled.get(path)
+        source = e.ref if e else "bundled" if path.parent != models_dir() else "local file"
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used)) if e and e.last_used else "-"
+        print(f"{name:<36} {os.path.getsize(path) / 2**20:7.1f} MiB  {source:<40} {used}")
     return 0
+
+
+def cmd_pull(a: argparse.Namespace) -> int:
+    from hogar.hub.pull import pull
+
+    e = pull(a.ref, progress=not a.quiet)
+    print(f"{e.name}: {e.size / 2**20:.1f} MiB from {e.repo} ({e.file}, revision {e.revision[:12]}), sha256 verified; "
+          f"run it with `hogar run {a.ref}` or `hogar run {e.name}`")
+    return 0
+
+
+def cmd_rm(a: argparse.Namespace) -> int:
+    from hogar.hub import library
+
+    e = library.by_name(a.name) or _find_ref(a.name)
+    if e is None:
+        raise HogarError(f"no pulled model named {a.name!r}; `hogar list` shows them")
+    if not a.yes:
+        if not sys.stdin.isatty():
+            raise HogarError(f"removing {e.name} needs confirmation: add -y")
+        answer = input(f"remove {e.name} ({e.size / 2**20:.1f} MiB, {e.path})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("kept")
+            return 1
+    library.remove(e)
+    print(f"removed {e.name}")
+    return 0
+
+
+def _find_ref(text: str):
+    from hogar.hub import library, refs
+
+    return library.find(refs.parse_ref(text)) if refs.looks_like_ref(text) else None
+
+
+def cmd_show(a: argparse.Namespace) -> int:
+    from hogar.hub import library
+
+    e = library.by_name(a.name) or _find_ref(a.name)
+    if e is None:
+        raise HogarError(f"no pulled model named {a.name!r}; `hogar list` shows them")
+    print(f"name:      {e.name}\nsource:    {e.ref} ({e.repo}, file {e.file})\nrevision:  {e.revision}\n"
+          f"sha256:    {e.sha256}\nsize:      {e.size} bytes\n"
+          f"pulled:    {time.strftime('%Y-%m-%d %H:%M', time.localtime(e.pulled))}")
+    return cmd_info(argparse.Namespace(model=str(e.path), model_opt=None, n_ctx=None, json=False))
 
 
 def _read_stdin() -> str:
@@ -385,6 +437,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="models hogar can find")
     lst.set_defaults(func=cmd_list)
+
+    pl = sub.add_parser("pull", help="a GGUF model from the Hugging Face Hub: owner/repo[:QUANT], owner/repo/file.gguf")
+    pl.add_argument("ref")
+    pl.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    pl.set_defaults(func=cmd_pull)
+
+    rm = sub.add_parser("rm", help="delete a pulled model")
+    rm.add_argument("name")
+    rm.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    rm.set_defaults(func=cmd_rm)
+
+    sh = sub.add_parser("show", help="a pulled model's manifest and what its file holds")
+    sh.add_argument("name")
+    sh.set_defaults(func=cmd_show)
     return p
 
 

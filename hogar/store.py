@@ -118,12 +118,36 @@ def list_models() -> list[tuple[str, Path]]:
     return found
 
 
+def _pulled(text: str) -> Path | None:
+    """The pulled model a Hub reference names; None where the text is no reference. A reference not pulled yet
+    (owner/repo, owner/repo:QUANT, hf.co/...) raises the error saying how to pull it."""
+    from hogar.hub import library, refs  # the hub imports this module
+
+    if not refs.looks_like_ref(text):
+        return None
+    try:
+        ref = refs.parse_ref(text)
+    except refs.HubRefError:
+        return None
+    entry = library.find(ref)
+    if entry is not None and entry.path.is_file():
+        library.touch(entry)
+        return entry.path
+    if ref.file is None or text.startswith(refs._PREFIXES):
+        raise ModelFileError(f"{text} is not in the library yet; run `hogar pull {text}` first")
+    return None
+
+
 def resolve_model(model: str | os.PathLike[str] | None) -> Path:
     """A path as given, else a name in the models folder (with or without .gguf), else a bundled model."""
     if model is None or str(model) == "":
         model = DEFAULT_MODEL
     text = str(model)
     path = Path(text).expanduser()
+    if not path.exists():
+        pulled = _pulled(text)
+        if pulled is not None:
+            return pulled
     if path.exists() or os.sep in text or text.endswith(".gguf"):
         if path.exists():
             return path
@@ -133,6 +157,11 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
         raise ModelFileError(f"{text}: no such file; check the path or run `hogar list` to see known models")
     for candidate in (models_dir() / text, models_dir() / f"{text}.gguf"):
         if candidate.is_file():
+            from hogar.hub import library
+
+            entry = library.by_name(candidate.stem)
+            if entry is not None:
+                library.touch(entry)
             return candidate
     key = text.lower()
     if key in BUNDLED:

@@ -1,0 +1,1 @@
+"""Getting models: pull from the Hugging Face Hub, the library of pulled models."""
