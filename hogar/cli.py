@@ -287,7 +287,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 def cmd_pull(a: argparse.Namespace) -> int:
     from hogar.hub.pull import pull
 
-    e = pull(a.ref, progress=not a.quiet)
+    e = pull(a.ref, progress=not a.quiet, quant=a.quant)
     print(f"{e.name}: {e.size / 2**20:.1f} MiB from {e.repo} ({e.file}, revision {e.revision[:12]}), sha256 verified; "
           f"run it with `hogar run {a.ref}` or `hogar run {e.name}`")
     return 0
@@ -441,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("pull", help="a GGUF model from the Hugging Face Hub: owner/repo[:QUANT], owner/repo/file.gguf")
     pl.add_argument("ref")
     pl.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    pl.add_argument("--quant", default=None, help="a safetensors repo: quantize the converted model to this type")
     pl.set_defaults(func=cmd_pull)
 
     rm = sub.add_parser("rm", help="delete a pulled model")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -161,6 +162,29 @@ def test_library_commands(env) -> None:
                              text=True, timeout=60)
     assert removed.returncode == 0, removed.stderr
     assert not (Path(env["HOGAR_MODELS"]) / "tiny-qwen2-Q8_0.gguf").exists()
-    missing = subprocess.run(run + ["run", "-m", "hogar-test/tiny-qwen2-GGUF:Q8_0", "-p", "hi"], env=env, capture_output=True,
-                             text=True, timeout=60)
+    missing = subprocess.run(run + ["run", "-m", "hogar-test/tiny-qwen2-GGUF:Q8_0", "-p", "hi"], env=env,
+                             capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "hogar pull hogar-test/tiny-qwen2-GGUF:Q8_0" in missing.stderr
+
+
+def test_safetensors_repo_converted_and_quantized(env, hub: FakeHub, tmp_path: Path) -> None:
+    """A safetensors repo with --quant: download, hogar convert, hogar quantize in one command; the same bytes as
+    running the two tools on the checkpoint by hand (a SentencePiece vocabulary: the tiny BPE ones have no
+    pre-tokenizer fingerprint a converter knows)."""
+    from hogar.convert import convert
+    from hogar.quantize import quantize_file
+
+    src = TINY / "hf" / "phi3-spm"
+    hub.repos["hogar-test/tiny-phi3"] = Repo({p.name: p for p in sorted(src.iterdir()) if p.is_file()})
+    done = subprocess.run([sys.executable, "-m", "hogar", "pull", "-q", "hogar-test/tiny-phi3", "--quant", "q8_0"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = Path(env["HOGAR_MODELS"]) / "tiny-phi3-Q8_0.gguf"
+    by_hand = tmp_path / "tiny-phi3"  # the repo's name, as `huggingface-cli download --local-dir` would leave it
+    shutil.copytree(src, by_hand)
+    f16 = convert(by_hand, tmp_path / "by-hand-f16.gguf", outtype="f16", progress=False)
+    quantize_file(f16, tmp_path / "by-hand-q8_0.gguf", "Q8_0")
+    assert _sha256(got) == _sha256(tmp_path / "by-hand-q8_0.gguf")
+    assert not (Path(env["HOGAR_MODELS"]) / ".hf").exists() or not list((Path(env["HOGAR_MODELS"]) / ".hf").iterdir())
+    model = hogar.load("hogar-test/tiny-phi3", n_ctx=64)
+    assert model.args.arch == "phi3"

@@ -69,6 +69,9 @@ def _quant(file: str) -> str | None:
 def find(ref: HubRef) -> Entry | None:
     """The pulled model a reference names, if any."""
     for e in entries():
+        if e.ref == str(ref):
+            return e
+    for e in entries():
         if e.repo.lower() != ref.repo.lower():
             continue
         if ref.file and e.file == ref.file:

@@ -192,10 +192,59 @@ def download(ref: HubRef, commit: str, rf: RemoteFile, dest: Path, progress: boo
     return dest
 
 
-def pull(text: str, progress: bool = True) -> library.Entry:
-    """Pull the model a reference names into the models folder; returns its library entry (kept if already there)."""
+# what a Hugging Face checkpoint folder needs for hogar convert (weights: *.safetensors at the top level)
+_CHECKPOINT_FILES = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                     "tokenizer.model", "special_tokens_map.json", "added_tokens.json", "model.safetensors.index.json"}
+
+
+def _is_checkpoint(files: list[RemoteFile]) -> bool:
+    names = {f.path for f in files}
+    return ("config.json" in names and any(n.endswith(".safetensors") and "/" not in n for n in names)
+            and not any(n.lower().endswith(".gguf") for n in names))
+
+
+def pull_checkpoint(ref: HubRef, commit: str, files: list[RemoteFile], quant: str | None,
+                    progress: bool) -> library.Entry:
+    """A safetensors repo: downloaded (resumable, verified), converted by hogar convert and, with a quantization,
+    quantized by hogar quantize: the guides' three manual steps as one. The checkpoint is deleted afterwards."""
+    from hogar.convert import convert
+    from hogar.quantize import quantize_file
+
+    existing = library.find(ref)
+    if existing and existing.path.exists():
+        return existing
+    owner, name = ref.repo.split("/")
+    # named after the repo, as a `huggingface-cli download --local-dir NAME` folder: the converter names the model by it
+    folder = models_dir() / ".hf" / f"{owner}--{commit[:12]}" / name
+    for rf in files:
+        if "/" not in rf.path and (rf.path in _CHECKPOINT_FILES or rf.path.endswith(".safetensors")):
+            target = folder / rf.path
+            if not target.exists():
+                download(ref, commit, rf, target, progress)
+    kind = quant.upper() if quant else "F16"
+    dest = models_dir() / f"{name}-{kind}.gguf"
+    if dest.exists():
+        raise PullError(f"{dest} exists and was not pulled from {ref.repo}; move it away first")
+    converted = dest.with_name(f".{dest.stem}.convert.gguf") if quant else dest
+    convert(folder, converted, outtype="auto" if not quant else "f16", progress=progress)
+    if quant:
+        try:
+            quantize_file(converted, dest, kind, progress=progress)
+        finally:
+            converted.unlink(missing_ok=True)
+    shutil.rmtree(folder.parent, ignore_errors=True)
+    return library.record(ref, commit, dest.name, dest, _hash(dest, "sha256"), dest.stat().st_size)
+
+
+def pull(text: str, progress: bool = True, quant: str | None = None) -> library.Entry:
+    """Pull the model a reference names into the models folder; returns its library entry (kept if already there).
+    A safetensors repo is converted (and quantized to `quant`, or the reference's :QUANT, where given)."""
     ref = parse_ref(text)
     commit, files = repo_files(ref)
+    if _is_checkpoint(files) and not ref.file:
+        return pull_checkpoint(ref, commit, files, quant or ref.quant, progress)
+    if quant:
+        raise PullError(f"--quant applies to safetensors repos; {ref.repo} has GGUF files: pick one with :QUANT")
     picks = choose(ref, files)
     if len(picks) > 1:
         raise PullError(f"{ref.repo}: {picks[0].path} is split in {len(picks)} parts, which hogar cannot load as one "
