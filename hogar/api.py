@@ -81,6 +81,10 @@ class Model:
             threads = physical_cores()
         torch.set_num_threads(max(1, int(threads)))
         self.path, self.device, self.threads = path, device, threads
+        if device == "cpu" and not n_gpu_layers:  # refused with the estimate, rather than killed for memory
+            from hogar.hub.fit import check
+
+            check(path, n_ctx)
         self.gguf, self.arch, self.args, self.weights = open_model(path, device, n_gpu_layers)
         meta = self.gguf.metadata
         self.tokenizer = Tokenizer.from_metadata(meta)

@@ -284,6 +284,14 @@ def cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit(a: argparse.Namespace) -> int:
+    from hogar.hub.fit import report
+    from hogar.store import resolve_model
+
+    print(report(resolve_model(a.model_opt or a.model), a.n_ctx))
+    return 0
+
+
 def cmd_pull(a: argparse.Namespace) -> int:
     from hogar.hub.pull import pull
 
@@ -448,6 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("name")
     rm.add_argument("-y", "--yes", action="store_true", help="do not ask")
     rm.set_defaults(func=cmd_rm)
+
+    ft = sub.add_parser("fit", help="whether a model fits this machine's memory, and what would")
+    ft.add_argument("model", nargs="?", default=None)
+    ft.add_argument("-m", "--model", dest="model_opt", default=None, help=argparse.SUPPRESS)
+    ft.add_argument("-c", "--ctx-size", dest="n_ctx", type=int, default=None, help="context size (default 4096)")
+    ft.set_defaults(func=cmd_fit)
 
     sh = sub.add_parser("show", help="a pulled model's manifest and what its file holds")
     sh.add_argument("name")
