@@ -29,7 +29,7 @@ def _sampling_flags(p: argparse.ArgumentParser, *, n_default: int = -1) -> None:
     g.add_argument("--top-p", type=float, default=0.95)
     g.add_argument("--min-p", type=float, default=0.05)
     g.add_argument("--typical", dest="typical_p", type=float, default=1.0)
-    g.add_argument("--repeat-penalty", type=float, default=1.0)
+    g.add_argument("--repeat-penalty", "--repeat_penalty", type=float, default=1.0)
     g.add_argument("--repeat-last-n", type=int, default=64)
     g.add_argument("--presence-penalty", type=float, default=0.0)
     g.add_argument("--frequency-penalty", type=float, default=0.0)
@@ -76,6 +76,12 @@ def cmd_run(a: argparse.Namespace) -> int:
     prompt = a.prompt if a.prompt is not None else None
     if a.file:
         prompt = _read_text_file(a.file)
+    if a.interactive or a.interactive_first:
+        from hogar import interactive
+
+        model = _load(a)
+        return interactive.run(model, prompt or "", _sampling(a), a.reverse_prompt or [], a.in_prefix or "",
+                               a.in_suffix or "", a.interactive_first)
     if prompt is None:
         prompt = _read_stdin() if not sys.stdin.isatty() else None
     if not prompt:
@@ -370,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     r.add_argument("--no-echo", action="store_true", help="do not print the prompt before the completion")
     r.add_argument("-v", "--verbose", action="store_true", help="print timings to stderr")
+    it = r.add_argument_group("interactive completion (llama-cli's -i; no chat template)")
+    it.add_argument("-i", "--interactive", action="store_true", help="hand the turn back at a reverse prompt")
+    it.add_argument("--interactive-first", action="store_true", help="-i, and wait for input before generating")
+    it.add_argument("-r", "--reverse-prompt", action="append", help="text that hands the turn back (repeatable)")
+    it.add_argument("--in-prefix", default=None, help="text before each input")
+    it.add_argument("--in-suffix", default=None, help="text after each input")
     _sampling_flags(r)
     r.set_defaults(func=cmd_run)
 
