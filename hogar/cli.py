@@ -223,6 +223,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     if a.parallel < 1:
         raise HogarError(f"--parallel must be at least 1, not {a.parallel}")
+    if a.max_models < 1:
+        raise HogarError(f"--max-models must be at least 1, not {a.max_models}")
     api_key = a.api_key or os.environ.get("HOGAR_API_KEY") or None
     try:
         loopback = a.host == "localhost" or ipaddress.ip_address(a.host).is_loopback
@@ -239,6 +241,18 @@ def cmd_serve(a: argparse.Namespace) -> int:
     except OSError as e:
         raise HogarError(f"cannot listen on {a.host}:{a.port} ({e.strerror or e}); check --host, or choose "
                          "another --port") from None
+    if not (a.model_opt or a.model):  # the whole library, each model loaded when a request names it
+        from hogar.server.library import LibraryServer
+
+        lib = LibraryServer(n_slots=a.parallel, n_ctx=a.n_ctx, threads=a.threads, api_key=api_key,
+                            cors=[o.strip() for o in a.cors.split(",") if o.strip()] if a.cors else None,
+                            max_body=a.max_body, max_models=a.max_models, keep_alive=a.keep_alive)
+        shown = f"[{a.host}]" if ":" in a.host else a.host
+        print(f"hogar: serving the models of `hogar list` on http://{shown}:{a.port}/v1, each loaded when a request "
+              f"names it (at most {a.max_models} at once); chat page: http://{shown}:{a.port}/", file=sys.stderr,
+              flush=True)
+        uvicorn.run(lib.app, host=a.host, port=a.port, log_level="warning", access_log=False)
+        return 0
     model = _load(a)
     server = Server(model, name=a.model_opt or a.model, n_slots=a.parallel, api_key=api_key,
                     cors=[o.strip() for o in a.cors.split(",") if o.strip()] if a.cors else None,
@@ -432,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("-np", "--parallel", type=int, default=4, help="requests served at once (slots, default 4)")
     sv.add_argument("--cors", default=None, help="comma-separated origins allowed to call from a browser")
     sv.add_argument("--max-body", type=int, default=8 << 20, help="largest request body in bytes (default 8 MiB)")
+    lib = sv.add_argument_group("without a model: every model of `hogar list`, loaded when a request names it")
+    lib.add_argument("--max-models", type=int, default=2, help="models loaded at once (default 2)")
+    lib.add_argument("--keep-alive", type=float, default=300.0,
+                     help="seconds without requests before a model is unloaded (default 300; negative: never)")
     sv.set_defaults(func=cmd_serve)
 
     qz = sub.add_parser("quantize", help="quantize a GGUF file as llama-quantize does (same types, same bytes)")
