@@ -335,6 +335,13 @@ def cmd_fit(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(a: argparse.Namespace) -> int:
+    from hogar.hub.search import report
+
+    print(report(a.query, a.limit))
+    return 0
+
+
 def cmd_pull(a: argparse.Namespace) -> int:
     from hogar.hub.pull import pull
 
@@ -509,6 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("name")
     rm.add_argument("-y", "--yes", action="store_true", help="do not ask")
     rm.set_defaults(func=cmd_rm)
+
+    se = sub.add_parser("search", help="GGUF repos on the Hugging Face Hub, their quantizations and what fits here")
+    se.add_argument("query")
+    se.add_argument("--limit", type=int, default=10)
+    se.set_defaults(func=cmd_search)
 
     ft = sub.add_parser("fit", help="whether a model fits this machine's memory, and what would")
     ft.add_argument("model", nargs="?", default=None)

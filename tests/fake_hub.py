@@ -94,6 +94,18 @@ class FakeHub:
                                  "gated": "auto" if repo.gated else False, "disabled": False, "tags": ["gguf"],
                                  "siblings": siblings})
 
+        @app.get("/api/models")
+        async def search(request: Request) -> Response:
+            q = request.query_params
+            self.log.append((request.method, request.url.path, None))
+            word = (q.get("search") or "").lower()
+            wanted = q.getlist("filter")
+            hits = [r for r, repo in self.repos.items()
+                    if word in r.lower() and ("gguf" not in wanted or any(f.endswith(".gguf") for f in repo.files))]
+            hits = hits[: int(q.get("limit", 1000))]
+            return JSONResponse([{"_id": r, "id": r, "modelId": r, "downloads": 1000 - i, "likes": 0,
+                                  "tags": ["gguf"], "private": False} for i, r in enumerate(hits)])
+
         app.add_api_route("/api/models/{owner}/{name}", info, methods=["GET"])
         app.add_api_route("/api/models/{owner}/{name}/revision/{rev}", info, methods=["GET"])
 

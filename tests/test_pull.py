@@ -188,3 +188,17 @@ def test_safetensors_repo_converted_and_quantized(env, hub: FakeHub, tmp_path: P
     assert not (Path(env["HOGAR_MODELS"]) / ".hf").exists() or not list((Path(env["HOGAR_MODELS"]) / ".hf").iterdir())
     model = hogar.load("hogar-test/tiny-phi3", n_ctx=64)
     assert model.args.arch == "phi3"
+
+
+def test_search_lists_quantizations_sizes_and_fit(env, smollm2: Path) -> None:
+    env = {**env, "HOGAR_MEMORY_LIMIT": "1G"}
+    out = subprocess.run([sys.executable, "-m", "hogar", "search", "gguf"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "hogar-test/SmolLM2-135M-Instruct-GGUF" in out.stdout and "hogar-test/tiny-phi3" not in out.stdout
+    line = next(x for x in out.stdout.splitlines() if "Q4_1" in x)
+    assert f"{smollm2.stat().st_size / 2**30:.2f} GiB" in line and "fits" in line
+    assert "hogar pull hogar-test/SmolLM2-135M-Instruct-GGUF:Q4_1" in line
+    none = subprocess.run([sys.executable, "-m", "hogar", "search", "nothing-like-this"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert none.returncode == 0 and "no GGUF repos match" in none.stdout
