@@ -202,3 +202,42 @@ def test_search_lists_quantizations_sizes_and_fit(env, smollm2: Path) -> None:
     none = subprocess.run([sys.executable, "-m", "hogar", "search", "nothing-like-this"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert none.returncode == 0 and "no GGUF repos match" in none.stdout
+
+
+def _split(src: Path, folder: Path, stem: str, n: int) -> list[Path]:
+    """src as llama-gguf-split writes it in n parts (the metadata in the first, the tensors shared out in order)."""
+    from gguf import GGUFValueType
+
+    from hogar.gguf import writer
+    from hogar.gguf.reader import GGUFFile
+
+    gf = GGUFFile(src)
+    names = list(gf.tensors)
+    size = -(-len(names) // n)
+    parts = []
+    for i in range(n):
+        mine = names[i * size : (i + 1) * size]
+        split = [writer.encode_kv("split.no", GGUFValueType.UINT16, i),
+                 writer.encode_kv("split.count", GGUFValueType.UINT16, n),
+                 writer.encode_kv("split.tensors.count", GGUFValueType.INT32, len(names))]
+        kvs = ([gf.kv_bytes(k) for k in gf.metadata] if i == 0 else []) + split
+        path = folder / f"{stem}-{i + 1:05d}-of-{n:05d}.gguf"
+        with open(path, "wb") as f:
+            f.write(writer.encode_header(kvs, [(t, gf.tensors[t].shape, gf.tensors[t].type) for t in mine],
+                                         gf.alignment))
+            for t in mine:
+                f.write(gf.tensor_bytes(t))
+                f.write(bytes(-gf.tensors[t].n_bytes % gf.alignment))
+        parts.append(path)
+    gf.close()
+    return parts
+
+
+def test_split_model_fetched_whole_and_loaded_as_one(env, hub: FakeHub, smollm2: Path, tmp_path: Path) -> None:
+    parts = _split(smollm2, tmp_path, "SmolLM2-135M-Instruct-Q4_1", 3)
+    hub.repos["hogar-test/split-GGUF"] = Repo({p.name: p for p in parts})
+    e = pull("hogar-test/split-GGUF:Q4_1", progress=False)
+    assert e.path.name == "SmolLM2-135M-Instruct-Q4_1.gguf"
+    assert _sha256(e.path) == _sha256(smollm2)  # merged back into the very file that was split
+    assert not list((e.path.parent / ".partial").glob("*.gguf"))
+    assert hogar.load("hogar-test/split-GGUF:Q4_1", n_ctx=64).args.arch == "llama"

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from gguf import GGML_QUANT_SIZES, GGUF_MAGIC, GGUF_VERSION, GGMLQuantizationType, GGUFValueType
 
 _FORMATS = {GGUFValueType.UINT32: "<I", GGUFValueType.INT32: "<i", GGUFValueType.FLOAT32: "<f",
-            GGUFValueType.UINT64: "<Q", GGUFValueType.BOOL: "<?"}
+            GGUFValueType.UINT64: "<Q", GGUFValueType.BOOL: "<?", GGUFValueType.UINT16: "<H",
+            GGUFValueType.INT16: "<h", GGUFValueType.UINT8: "<B", GGUFValueType.INT8: "<b"}
 
 
 def _string(s: str) -> bytes:

@@ -246,16 +246,25 @@ def pull(text: str, progress: bool = True, quant: str | None = None) -> library.
     if quant:
         raise PullError(f"--quant applies to safetensors repos; {ref.repo} has GGUF files: pick one with :QUANT")
     picks = choose(ref, files)
-    if len(picks) > 1:
-        raise PullError(f"{ref.repo}: {picks[0].path} is split in {len(picks)} parts, which hogar cannot load as one "
-                        "model yet; pick a repo or quantization in one file")
     rf = picks[0]
     folder = models_dir()
-    dest = folder / Path(rf.path).name
+    name = _SPLIT.sub(".gguf", Path(rf.path).name)  # a split model becomes one file
+    dest = folder / name
     existing = library.find(ref)
-    if existing and existing.path.exists() and existing.sha256 == (rf.sha256 or rf.blob_id):
+    want = rf.sha256 or rf.blob_id if len(picks) == 1 else ",".join(p.sha256 or p.blob_id or "" for p in picks)
+    if existing and existing.path.exists() and existing.sha256 == want:
         return existing
     if dest.exists() and not existing:
         raise PullError(f"{dest} exists and was not pulled from {ref.repo}; move it away or pull by another name")
-    download(ref, commit, rf, dest, progress)
-    return library.record(ref, commit, rf.path, dest, rf.sha256 or rf.blob_id or "", rf.size)
+    if len(picks) == 1:
+        download(ref, commit, rf, dest, progress)
+        return library.record(ref, commit, rf.path, dest, want or "", rf.size)
+    from hogar.hub.split import merge
+
+    parts = [download(ref, commit, p, folder / ".partial" / f"{p.sha256 or p.blob_id}.gguf", progress)
+             for p in picks]  # each verified; kept until the merged file is in place
+    merge(parts, dest)
+    for p in parts:
+        p.unlink(missing_ok=True)
+    entry = library.record(ref, commit, name, dest, want, dest.stat().st_size)
+    return entry
