@@ -354,7 +354,7 @@ def cmd_pull(a: argparse.Namespace) -> int:
 def cmd_rm(a: argparse.Namespace) -> int:
     from hogar.hub import library
 
-    e = library.by_name(a.name) or _find_ref(a.name)
+    e = library.by_name(a.name) or library.find_ref_text(a.name)
     if e is None:
         raise HogarError(f"no pulled model named {a.name!r}; `hogar list` shows them")
     if not a.yes:
@@ -369,16 +369,10 @@ def cmd_rm(a: argparse.Namespace) -> int:
     return 0
 
 
-def _find_ref(text: str):
-    from hogar.hub import library, refs
-
-    return library.find(refs.parse_ref(text)) if refs.looks_like_ref(text) else None
-
-
 def cmd_show(a: argparse.Namespace) -> int:
     from hogar.hub import library
 
-    e = library.by_name(a.name) or _find_ref(a.name)
+    e = library.by_name(a.name) or library.find_ref_text(a.name)
     if e is None:
         raise HogarError(f"no pulled model named {a.name!r}; `hogar list` shows them")
     print(f"name:      {e.name}\nsource:    {e.ref} ({e.repo}, file {e.file})\nrevision:  {e.revision}\n"

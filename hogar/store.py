@@ -50,6 +50,15 @@ class SplitModel:
     def parts(self) -> list[Path | None]:
         return [_package_file(pkg, "data", self.part_name(i)) for i, pkg in enumerate(self.packages)]
 
+    def joined(self) -> Path | None:
+        """The joined file where it is already there, without joining anything."""
+        target = models_dir() / self.file
+        parts = self.parts()
+        if target.exists() and (any(p is None for p in parts) or
+                                target.stat().st_size == sum(p.stat().st_size for p in parts if p is not None)):
+            return target
+        return None
+
     def __call__(self) -> Path | None:
         target = models_dir() / self.file
         parts = self.parts()
@@ -104,10 +113,13 @@ BUNDLED: dict[str, Callable[[], Path | None]] = {
 LISTED = (DEFAULT_MODEL, "gemma-3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 
 
-def list_models() -> list[tuple[str, Path]]:
+def list_models(join: bool = True) -> list[tuple[str, Path]]:
+    """(name, path) of every model found; join=False leaves out bundled models whose parts are not joined yet
+    (joining copies up to a GiB: not what a listing in a server request may do)."""
     found: list[tuple[str, Path]] = []
     for name in LISTED:
-        path = BUNDLED[name]()
+        fn = BUNDLED[name]
+        path = fn() if join or not isinstance(fn, SplitModel) else fn.joined()
         if path is not None:
             found.append((name, path))
     folder = models_dir()

@@ -19,6 +19,7 @@ import pytest
 import hogar
 from hogar.hub import library
 from hogar.hub.pull import PullError, pull
+from hogar.store import resolve_model
 from tests.fake_hub import COMMIT, FakeHub, Repo
 
 TINY = Path(__file__).resolve().parent / "fixtures" / "tiny"
@@ -31,7 +32,7 @@ def _sha256(path: Path) -> str:
 @pytest.fixture(scope="module")
 def smollm2() -> Path:
     try:
-        return Path(hogar.store.resolve_model("smollm2"))
+        return Path(resolve_model("smollm2"))
     except Exception as e:  # noqa: BLE001
         pytest.skip(f"SmolLM2 is not installed: {e}")
 

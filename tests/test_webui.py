@@ -31,7 +31,7 @@ SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 GREEDY = {"temperature": "0", "max_tokens": "40"}
-SERVE = ("-c", "1024")  # no model named: the default model, as a user gets it
+SERVE = ("-c", "1024")  # no model named: the library (each model loaded when used), as a user gets it
 STORED = """async () => {
   const db = await new Promise((ok, no) => { const r = indexedDB.open('hogar-chat'); r.onsuccess = () => ok(r.result);
                                               r.onerror = () => no(r.error); });

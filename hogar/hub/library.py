@@ -96,3 +96,15 @@ def touch(e: Entry) -> None:
 def remove(e: Entry) -> None:
     e.path.unlink(missing_ok=True)
     (_folder() / f"{e.name}.json").unlink(missing_ok=True)
+
+
+def find_ref_text(text: str) -> Entry | None:
+    """The pulled model a Hub reference (as text) names; None where the text is no reference or nothing matches."""
+    from hogar.hub.refs import HubRefError, looks_like_ref, parse_ref
+
+    if not looks_like_ref(text):
+        return None
+    try:
+        return find(parse_ref(text))
+    except HubRefError:
+        return None

@@ -12,14 +12,15 @@ import contextlib
 import ctypes
 import gc
 import json
+import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from hogar.errors import HogarError
@@ -32,6 +33,10 @@ _METRIC = {"requests": "requests_total", "cancelled": "requests_cancelled_total"
            "generated_tokens": "generated_tokens_total", "prompt_seconds": "prompt_seconds_total",
            "decode_seconds": "decode_seconds_total"}
 FORWARDED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize", "/detokenize")
+
+
+def _sse(obj: dict) -> bytes:
+    return f"data: {json.dumps(obj)}\n\n".encode()
 
 
 class LibraryServer:
@@ -57,7 +62,7 @@ class LibraryServer:
     def _library(self) -> list[tuple[str, Path]]:
         from hogar.store import list_models
 
-        return list_models()
+        return list_models(join=False)
 
     def _resolve(self, name: str | None) -> Path:
         from hogar.store import DEFAULT_MODEL, resolve_model
@@ -189,6 +194,8 @@ class LibraryServer:
         app.add_api_route("/v1/health", self.health, methods=["GET"])
         app.add_api_route("/v1/models", self.models, methods=["GET"])
         app.add_api_route("/metrics", self.metrics, methods=["GET"])
+        app.add_api_route("/v1/pull", self.pull, methods=["POST"])
+        app.add_api_route("/v1/models/{name:path}", self.delete, methods=["DELETE"])
         app.add_api_route("/", self.page, methods=["GET", "HEAD"])
         app.mount("/ui", StaticFiles(directory=WEBUI), name="ui")
         return app
@@ -262,12 +269,95 @@ class LibraryServer:
             lines.append(f"{key} {value:g}")
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
+    async def pull(self, request: Request) -> StreamingResponse:
+        """Pull a model from the Hub (Ollama's /api/pull, as server-sent events): {"status": "pulling",
+        "completed", "total"} while it downloads, then {"status": "success", "model"} or {"error": {...}}. It runs as
+        `hogar pull` in a child process; a client that goes away kills it and the partial file stays for the next
+        pull to resume."""
+        from hogar.hub.pull import PullError, _is_checkpoint, choose, repo_files
+        from hogar.hub.refs import HubRefError, parse_ref
+        from hogar.store import models_dir
+
+        try:
+            body = await request.json()
+            text = body.get("model") or body.get("name") if isinstance(body, dict) else None
+        except ValueError:
+            text = None
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError(400, "give the model to pull: {\"model\": \"owner/repo:QUANT\"}", param="model")
+        try:
+            ref = parse_ref(text)
+            _, files = await asyncio.to_thread(repo_files, ref)
+            picks = [] if _is_checkpoint(files) and not ref.file else choose(ref, files)  # a checkpoint: no total
+        except (PullError, HubRefError) as e:
+            raise ApiError(404 if "no " in str(e) else 400, str(e), code="pull_failed") from None
+        partial = models_dir() / ".partial"
+        keys = [p.sha256 or p.blob_id for p in picks]
+        total = sum(p.size for p in picks)
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hogar", "pull", "-q", text,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+        def progress() -> int:
+            done = 0
+            for k in keys:
+                for suffix in (".part", ".gguf"):
+                    f = partial / f"{k}{suffix}"
+                    if f.exists():
+                        done += f.stat().st_size
+            return done
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                while proc.returncode is None:
+                    if await request.is_disconnected():
+                        proc.kill()
+                        await proc.wait()
+                        return
+                    yield _sse({"status": "pulling", "completed": min(progress(), total), "total": total})
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(proc.wait(), 0.25)
+                out, err = await proc.communicate()
+                if proc.returncode == 0:
+                    name = out.decode().split(":", 1)[0].strip()
+                    yield _sse({"status": "pulling", "completed": total, "total": total})
+                    yield _sse({"status": "success", "model": name})
+                else:
+                    message = err.decode().strip().splitlines()[-1:] or ["pull failed"]
+                    yield _sse({"error": {"message": message[0].removeprefix("hogar: error: ")}})
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    async def delete(self, name: str) -> dict:
+        """Delete a pulled model (its file and manifest), unloading it first; bundled models and plain files stay."""
+        from hogar.hub import library
+
+        entry = library.by_name(name) or library.find_ref_text(name)
+        if entry is None:
+            raise ApiError(404, f"no pulled model named {name!r}; only models pulled from the Hub are deleted here",
+                           code="model_not_found")
+        path = entry.path.resolve()
+        if self.in_flight[path] or (path in self.loaded and self.loaded[path].scheduler.busy):
+            raise ApiError(409, f"{entry.name} is serving requests; delete it once they are done", code="busy")
+        self._unload(path)
+        library.remove(entry)
+        return {"deleted": entry.name}
+
     async def models(self) -> dict:
+        from hogar.hub import library
+        from hogar.store import LISTED
+
+        pulled = {e.path.resolve(): e for e in library.entries()}
         data = []
         for name, path in self._library():
             server = self.loaded.get(path.resolve())
+            entry = pulled.get(path.resolve())
+            source = entry.ref if entry else "bundled" if name in LISTED else "local file"
             item: dict[str, Any] = {"id": name, "object": "model", "created": self.created, "owned_by": "hogar",
-                                    "loaded": server is not None, "size": path.stat().st_size}
+                                    "loaded": server is not None, "size": path.stat().st_size, "source": source,
+                                    "deletable": entry is not None}
             if server is not None:
                 m = server.model
                 item["meta"] = {"n_ctx": m.n_ctx, "n_ctx_train": m.args.n_ctx_train, "n_vocab": m.n_vocab,
@@ -275,4 +365,4 @@ class LibraryServer:
             else:
                 item["meta"] = self._header_meta(path)
             data.append(item)
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": data, "library": True}

@@ -2,6 +2,7 @@
 import { Api } from './api.js';
 import { copyCode, saveOnLeave, send, stop } from './chat.js';
 import { draft, exportAll, heard, importFile, newChat, open, renderList } from './conversations.js';
+import { wireLibrary } from './library.js';
 import { loadModels, modelChanged } from './models.js';
 import { wireSettings } from './settings.js';
 import { prefs, state, tabs } from './state.js';
@@ -71,6 +72,7 @@ function wire() {
   });
   $('ask-cancel').addEventListener('click', () => $('ask').close('cancel'));
   wireServerDialog();
+  wireLibrary();
 }
 
 async function main() {
