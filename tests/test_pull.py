@@ -242,3 +242,15 @@ def test_split_model_fetched_whole_and_loaded_as_one(env, hub: FakeHub, smollm2:
     assert _sha256(e.path) == _sha256(smollm2)  # merged back into the very file that was split
     assert not list((e.path.parent / ".partial").glob("*.gguf"))
     assert hogar.load("hogar-test/split-GGUF:Q4_1", n_ctx=64).args.arch == "llama"
+
+
+def test_full_disk_is_one_line_and_nothing_half_written(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil as sh
+
+    from hogar.hub import pull as pull_module
+
+    real = sh.disk_usage
+    monkeypatch.setattr(pull_module.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
+    with pytest.raises(PullError, match=r"not enough disk space for tiny-qwen2-Q8_0.gguf: .* free some space"):
+        pull("hogar-test/tiny-qwen2-GGUF:Q8_0", progress=False)
+    assert not (Path(env["HOGAR_MODELS"]) / "tiny-qwen2-Q8_0.gguf").exists()
