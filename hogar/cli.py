@@ -331,7 +331,7 @@ def cmd_fit(a: argparse.Namespace) -> int:
     from hogar.hub.fit import report
     from hogar.store import resolve_model
 
-    print(report(resolve_model(a.model_opt or a.model), a.n_ctx))
+    print(report(resolve_model(a.model_opt or a.model), a.n_ctx, gpu=a.device != "cpu"))
     return 0
 
 
@@ -520,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("model", nargs="?", default=None)
     ft.add_argument("-m", "--model", dest="model_opt", default=None, help=argparse.SUPPRESS)
     ft.add_argument("-c", "--ctx-size", dest="n_ctx", type=int, default=None, help="context size (default 4096)")
+    ft.add_argument("--device", default="auto", help="auto (a GPU where there is one), cpu or cuda")
     ft.set_defaults(func=cmd_fit)
 
     sh = sub.add_parser("show", help="a pulled model's manifest and what its file holds")

@@ -112,8 +112,8 @@ def check(path: str | os.PathLike[str], n_ctx: int | None, n_slots: int = 1) -> 
             f"(`hogar fit {Path(path).name}` suggests one), or set HOGAR_MEMORY_LIMIT if this is wrong")
 
 
-def report(path: str | os.PathLike[str], n_ctx: int | None = None) -> str:
-    """What `hogar fit` prints."""
+def report(path: str | os.PathLike[str], n_ctx: int | None = None, gpu: bool = True) -> str:
+    """What `hogar fit` prints; gpu=False leaves the GPU out even where there is one."""
     import torch
 
     e = estimate(path, n_ctx)
@@ -122,13 +122,13 @@ def report(path: str | os.PathLike[str], n_ctx: int | None = None) -> str:
              f"  weights {_gib(e.weights)}, KV cache (f16) {_gib(e.kv)}, compute buffers {_gib(e.compute)}, "
              f"runtime {_gib(e.runtime)}",
              f"  available memory: {_gib(free)}: " + ("fits" if e.total <= free else "does NOT fit")]
-    if torch.cuda.is_available():
+    if gpu and torch.cuda.is_available():
         gpu_free, _ = torch.cuda.mem_get_info()
         per_layer = (e.weights + e.kv) / max(1, _layers(path))
         ngl = int(max(0, gpu_free - 512 * 2**20) // per_layer)
         lines.append(f"  GPU: {_gib(gpu_free)} free: -ngl {min(ngl, _layers(path))} of {_layers(path)} layers fit")
     else:
-        lines.append("  no GPU: every layer runs on the CPU (-ngl 0)")
+        lines.append("  no GPU: every layer runs on the CPU (-ngl 0)" if gpu else "  CPU only (--device cpu)")
     rest = e.total - e.weights
     fitting = [q for q, bpw in PRESET_BPW.items() if e.n_params * bpw / 8 + rest <= free]
     if fitting:
