@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from hogar.errors import HogarError
+from hogar.hub.fit import DoesNotFitError
 from hogar.server.app import MAX_BODY, WEBUI, ApiError, Server, _Guard
 
 _COUNTERS = ("requests", "cancelled", "prompt_tokens", "prompt_tokens_cached", "generated_tokens", "prompt_seconds",
@@ -117,12 +118,13 @@ class LibraryServer:
                         try:
                             server = await asyncio.to_thread(self._load, path, alias)
                             break
-                        except HogarError as e:  # does not fit: unload an idle model and try again
+                        except DoesNotFitError as e:  # unload an idle model and try again
                             idle = self._idle()
-                            if "needs about" not in str(e) or not idle:
-                                raise ApiError(507 if "needs about" in str(e) else 400, str(e),
-                                               code="model_load_failed") from None
+                            if not idle:
+                                raise ApiError(507, str(e), code="model_does_not_fit") from None
                             self._unload(idle[0])
+                        except HogarError as e:
+                            raise ApiError(400, str(e), code="model_load_failed") from None
                 self.loaded[path] = server
             if alias:
                 server.names.add(alias)
