@@ -69,3 +69,45 @@ def test_cache_position_written_like_the_slow_path() -> None:
         caches.append([t[0, : len(ids)].clone() for t in model.engine.cache.k + model.engine.cache.v])
     for a, b in zip(*caches, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("family", ["qwen2", "qwen3", "mistral-nemo", "mixtral"])
+def test_batched_rows_same_logits(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several sequences decoded together (the server's continuous batching: Engine.forward_rows) take the C step
+    too, each row at its own position of its own cache row; the same logits as the layer-by-layer path (models with
+    experts decode such batches layer by layer: their C step takes one token)."""
+    from hogar.engine.engine import Engine
+
+    fixture = json.loads((TINY / f"{family}.json").read_text())
+    model = hogar.load(TINY / fixture["types"]["q8_0"]["file"], n_ctx=fixture["n_ctx"])
+    ids = fixture["types"]["q8_0"]["ids"]
+    taken = []  # batches of more than one row the C step ran
+    real = decode_c.decode
+
+    def spy(arch, args, w, ctx, x):
+        out = real(arch, args, w, ctx, x)
+        if x.shape[0] > 1 and out is not None:
+            taken.append(x.shape[0])
+        return out
+
+    monkeypatch.setattr(decode_c, "decode", spy)
+    outs = []
+    for on in (False, True):
+        old = decode_c.set_enabled(on)
+        try:
+            engine = Engine(model.arch, model.args, model.weights, model.tokenizer, model.n_ctx, n_slots=3)
+            for slot, n in enumerate((5, 9, 13)):  # prompts of different lengths: different positions
+                engine.prefill(ids[slot : slot + n], slot)
+            steps = []
+            pos = [5, 9, 13]
+            for i in range(6):
+                toks = [ids[20 + i], ids[30 + i], ids[10 + i]]
+                steps.append(engine.forward_rows(toks, [0, 1, 2], pos))
+                pos = [p + 1 for p in pos]
+            entry = decode_c._plans.get(engine.cache)
+            outs.append((torch.stack(steps), entry is not None and entry[1] is not None))
+        finally:
+            decode_c.set_enabled(old)
+    (slow, _), (fast, applied) = outs
+    assert applied and (taken == [3] * 6) == (family != "mixtral")
+    assert torch.equal(slow, fast), float((slow - fast).abs().max())

@@ -1,4 +1,4 @@
-"""The llama block's decoding step (one token of one sequence, all layers) in one C call (csrc/decode.c).
+"""The llama block's decoding step (one token of each of B sequences, all layers) in one C call (csrc/decode.c).
 
 The same C ops as the layer-by-layer path (ggml_math's C ops and the packed matmul kernels), called in the same
 order on the same values, so the logits are the same bits; what goes is the Python, ctypes and tensor allocations
@@ -47,8 +47,10 @@ class _Model(ctypes.Structure):
 
 
 class _Plan:
-    def __init__(self, model: _Model, layers: ctypes.Array, keep: list[Any], cache_ptrs: tuple[int, ...]) -> None:
+    def __init__(self, model: _Model, layers: ctypes.Array, keep: list[Any], cache_ptrs: tuple[int, ...],
+                 experts: bool) -> None:
         self.model, self.layers, self.keep, self.cache_ptrs = model, layers, keep, cache_ptrs
+        self.experts = experts  # layers with experts: one token at a time only
 
 
 _enabled = True
@@ -186,31 +188,41 @@ def _build(arch: Any, args: Any, w: Any, cache: Any) -> _Plan | None:
                ctypes.cast(qlib.pk_matmul_multi, _P).value, ctypes.cast(qlib.p16_matmul_multi, _P).value,
                ctypes.cast(flib.fm_matmul, _P).value)
     ptrs = tuple(t.data_ptr() for t in cache.k + cache.v)
-    return _Plan(m, layers, keep, ptrs)
+    return _Plan(m, layers, keep, ptrs, any(L.n_expert for L in layers))
 
 
 def decode(arch: Any, args: Any, w: Any, ctx: blocks.AttnContext, x: torch.Tensor) -> torch.Tensor | None:
-    """x [1, 1, n_embd]: the embedded token; returns the hidden state after the last layer, or None where this path
-    does not apply (the caller runs the layers itself)."""
-    if not _enabled or x.shape[:2] != (1, 1) or ctx._row is None or linear.reference():
+    """x [B, 1, n_embd]: one embedded token for each of B sequences (B > 1: the engine's batched decoding, each row
+    with the arithmetic of decoding it alone); returns the hidden states after the last layer, or None where this
+    path does not apply (the caller runs the layers itself)."""
+    if not _enabled or x.dim() != 3 or x.shape[1] != 1 or linear.reference():
         return None
     if not x.is_cpu or x.dtype != torch.float32:
         return None
+    B = x.shape[0]
+    if B == 1:
+        if ctx._row is None:
+            return None
+        rows, positions = [ctx._row], [ctx.p_min]
+    else:
+        rows, positions = ctx.rows.tolist(), ctx.positions[:, 0].tolist()
     cache = ctx.cache
     entry = _plans.get(cache)
     if entry is None or entry[0] is not w:
         entry = (w, _build(arch, args, w, cache))
         _plans[cache] = entry
     plan = entry[1]
-    if plan is None or plan.cache_ptrs[0] != cache.k[0].data_ptr():
+    if plan is None or plan.cache_ptrs[0] != cache.k[0].data_ptr() or (B > 1 and plan.experts):
         return None
     plan.model.softcap = ctx.softcap
     cos, sin = arch.rope_cos_sin(args, w, ctx, args.rope_base)
     cos, sin = cos.contiguous(), sin.contiguous()
-    if cos.dtype != torch.float32 or not cos.is_cpu or cos.shape[-1] != plan.model.n_half:
+    if cos.dtype != torch.float32 or not cos.is_cpu or cos.shape[-1] != plan.model.n_half or cos.numel() != B * \
+            plan.model.n_half:
         return None
     y = x.contiguous().clone()
+    row_arr, pos_arr = (ctypes.c_int64 * B)(*rows), (ctypes.c_int64 * B)(*positions)
     rc = ops_c.lib().go_decode_llama(ctypes.byref(plan.model), plan.layers, args.n_layer, y.data_ptr(),
-                                     cos.data_ptr(), sin.data_ptr(), ctx._row, ctx.p_min, torch.get_num_threads(),
+                                     cos.data_ptr(), sin.data_ptr(), row_arr, pos_arr, B, torch.get_num_threads(),
                                      int(kernels.rows_alone.on))
     return y if rc == 0 else None

@@ -145,7 +145,7 @@ class Llama:
         """tokens [B, T] -> logits [B, T', n_vocab] for the positions `keep` selects (all by default); with hidden,
         the final normalized hidden states [B, T', n_embd] instead (for embeddings)."""
         x = self.embed(args, w, tokens)
-        done = decode_c.decode(self, args, w, ctx, x) if tokens.shape == (1, 1) else None
+        done = decode_c.decode(self, args, w, ctx, x) if tokens.shape[1] == 1 else None
         if done is not None:
             return self._head(args, w, done, keep, hidden)
         ropes: dict[tuple[float, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}

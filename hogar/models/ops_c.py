@@ -30,7 +30,7 @@ _SIGNATURES = {
     "go_tanh": [_P, _P, _I, ctypes.c_int],
     "go_attention": [_I, _I, _I, _I, _I, _I, _P, _P, _I, _I, _P, _I, _I, _I, _I, _P, _F, _F, _P, ctypes.c_int,
                      _P, _P, _I, _I],
-    "go_decode_llama": [_P, _P, ctypes.c_int, _P, _P, _P, _I, _I, ctypes.c_int, ctypes.c_int],
+    "go_decode_llama": [_P, _P, ctypes.c_int, _P, _P, _P, _P, _P, _I, ctypes.c_int, ctypes.c_int],
 }
 _INT_RESULT = ("go_attention", "go_decode_llama")
 

@@ -70,29 +70,30 @@ typedef struct {
     void *pk_multi, *p16_multi, *fm;
 } dl_model;
 
-static int run_call(const dl_model *m, const dl_call *c, int64_t n_in, const float *x, float *const *ys, int nth,
-                    int rows_alone) {
+static int run_call(const dl_model *m, const dl_call *c, int64_t n_in, const float *x, int64_t B, float *const *ys,
+                    int nth, int rows_alone) {
     if (c->kind == 0)
-        return ((pk_multi_fn)m->pk_multi)(c->n, c->types, c->ptrs, c->n_outs, n_in, x, 1, ys, nth, rows_alone);
-    if (c->kind == 1) return ((p16_multi_fn)m->p16_multi)(c->n, c->types, c->ptrs, c->n_outs, n_in, x, 1, ys, nth);
-    return ((fm_fn)m->fm)(c->types[0], c->ptrs[0], c->n_outs[0], n_in, x, 1, ys[0], nth, rows_alone ? 1 : 0);
+        return ((pk_multi_fn)m->pk_multi)(c->n, c->types, c->ptrs, c->n_outs, n_in, x, B, ys, nth, rows_alone);
+    if (c->kind == 1) return ((p16_multi_fn)m->p16_multi)(c->n, c->types, c->ptrs, c->n_outs, n_in, x, B, ys, nth);
+    return ((fm_fn)m->fm)(c->types[0], c->ptrs[0], c->n_outs[0], n_in, x, B, ys[0], nth, rows_alone ? 1 : 0);
 }
 
 /* calls[0..n_calls) cover the outputs outs[0..] in order */
-static int run_calls(const dl_model *m, const dl_call *calls, int n_calls, int64_t n_in, const float *x,
+static int run_calls(const dl_model *m, const dl_call *calls, int n_calls, int64_t n_in, const float *x, int64_t B,
                      float *const *outs, int nth, int rows_alone) {
     int at = 0;
     for (int i = 0; i < n_calls; i++) {
-        int rc = run_call(m, &calls[i], n_in, x, outs + at, nth, rows_alone);
+        int rc = run_call(m, &calls[i], n_in, x, B, outs + at, nth, rows_alone);
         if (rc) return rc;
         at += calls[i].n;
     }
     return 0;
 }
 
-static void add_bias(float *y, const float *b, int64_t n) {
+static void add_bias(float *y, const float *b, int64_t n, int64_t B) {
     if (b)
-        for (int64_t i = 0; i < n; i++) y[i] = y[i] + b[i];
+        for (int64_t r = 0; r < B; r++)
+            for (int64_t i = 0; i < n; i++) y[r * n + i] = y[r * n + i] + b[i];
 }
 
 /* hogar.models.moe._one_token: y = sum over the selected experts j of expert_j(x) * weight_j, in selection order.
@@ -109,7 +110,7 @@ static int moe_ffn(const dl_model *m, const dl_layer *L, const float *x, float *
     float logits[NE], d[NE], probs[NE], w[NE];
     int sel[NE], used[NE] = {0};
     float *lo[1] = {logits};
-    int rc = run_call(m, &L->router, E, x, lo, nth, rows_alone);
+    int rc = run_call(m, &L->router, E, x, 1, lo, nth, rows_alone);
     if (rc) return rc;
     float mx = -INFINITY;
     for (int i = 0; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
@@ -154,70 +155,77 @@ static int moe_ffn(const dl_model *m, const dl_layer *L, const float *x, float *
     for (int j = 0; j < k; j++) {
         const dl_expert *X = &L->experts[sel[j]];
         float *gu[2] = {g, u}, *fo[1] = {f};
-        if ((rc = run_calls(m, X->gu, X->n_gu, E, x, gu, nth, 1))) return rc;
+        if ((rc = run_calls(m, X->gu, X->n_gu, E, x, 1, gu, nth, 1))) return rc;
         go_swiglu(g, u, s, 1, F, nth);
-        if ((rc = run_calls(m, &X->down, 1, F, s, fo, nth, 1))) return rc;
+        if ((rc = run_calls(m, &X->down, 1, F, s, 1, fo, nth, 1))) return rc;
         for (int64_t i = 0; i < E; i++) y[i] = j ? y[i] + f[i] * w[j] : f[i] * w[j];
     }
     return 0;
 }
 
-/* x [n_embd] (in and out): the hidden state of the token at position pos of cache row `row`; cos/sin [n_half]:
- * its rope.  Returns 0, or the failing kernel's code (the caller then takes the Python path for the whole step). */
+/* x [B, n_embd] (in and out): the hidden states of B tokens, token b at position pos[b] of cache row row[b] (B > 1:
+ * separate sequences decoded together, each with the arithmetic of decoding it alone: the matmuls get rows_alone);
+ * cos/sin [B, n_half]: their rope.  Experts take one token (B = 1).  Returns 0, or the failing kernel's code (the
+ * caller then takes the Python path for the whole step). */
 int go_decode_llama(const dl_model *m, const dl_layer *layers, int n_layer, float *x, const float *cos,
-                    const float *sin, int64_t row, int64_t pos, int nth, int rows_alone) {
+                    const float *sin, const int64_t *row, const int64_t *pos, int64_t B, int nth, int rows_alone) {
     const int64_t E = m->n_embd, H = m->n_head, Hkv = m->n_head_kv, D = m->head_dim, Dv = m->head_dim_v;
     const int64_t F = m->n_ff, nq = H * D, nk = Hkv * D, nv = Hkv * Dv;
     const int64_t sizes[] = {E, nq, nk, nv, nq, nk, nq, nk, H * Dv, E, E, E, F, F, F, E, 3 * F + E};
     int64_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) / 16 * 16;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (B * sizes[i] + 15) / 16 * 16;
     float *buf = aligned_alloc(64, (size_t)total * sizeof(float));
     if (!buf) return 2;
     float *p[17], *at = buf;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         p[i] = at;
-        at += (sizes[i] + 15) / 16 * 16;
+        at += (B * sizes[i] + 15) / 16 * 16;
     }
     float *xn = p[0], *q = p[1], *k = p[2], *v = p[3], *qn = p[4], *kn = p[5], *qr = p[6], *kr = p[7], *att = p[8];
     float *a = p[9], *h = p[10], *hn = p[11], *g = p[12], *u = p[13], *s = p[14], *f = p[15];
     int rc = 0;
     for (int il = 0; il < n_layer && !rc; il++) {
         const dl_layer *L = &layers[il];
-        go_rms_norm(x, L->attn_norm, xn, 1, E, m->eps, nth);
-        float *qkv[3] = {q, k, v};
-        if ((rc = run_calls(m, L->qkv, L->n_qkv, E, xn, qkv, nth, rows_alone))) break;
-        add_bias(q, L->bias[0], nq);
-        add_bias(k, L->bias[1], nk);
-        add_bias(v, L->bias[2], nv);
-        const float *q_in = q, *k_in = k;
-        if (L->q_norm) {
-            go_rms_norm(q, L->q_norm, qn, H, D, m->eps, nth);
-            go_rms_norm(k, L->k_norm, kn, Hkv, D, m->eps, nth);
-            q_in = qn, k_in = kn;
-        }
-        go_rope(q_in, qr, 1, H, D, cos, sin, m->n_half, m->neox, nth);
-        go_rope(k_in, kr, 1, Hkv, D, cos, sin, m->n_half, m->neox, nth);
-        if (go_attention(1, 1, H, Hkv, D, Dv, qr, L->kc + row * L->k_s0, L->k_s0, L->k_s1, L->vc + row * L->v_s0,
-                         L->v_s0, L->v_s1, 0, pos + 1, NULL, m->kq_scale, m->softcap, att, nth, kr, v, pos, 1)) {
-            rc = 2;
+        if (L->n_expert && B != 1) {
+            rc = 1;
             break;
         }
+        go_rms_norm(x, L->attn_norm, xn, B, E, m->eps, nth);
+        float *qkv[3] = {q, k, v};
+        if ((rc = run_calls(m, L->qkv, L->n_qkv, E, xn, B, qkv, nth, rows_alone))) break;
+        add_bias(q, L->bias[0], nq, B);
+        add_bias(k, L->bias[1], nk, B);
+        add_bias(v, L->bias[2], nv, B);
+        const float *q_in = q, *k_in = k;
+        if (L->q_norm) {
+            go_rms_norm(q, L->q_norm, qn, B * H, D, m->eps, nth);
+            go_rms_norm(k, L->k_norm, kn, B * Hkv, D, m->eps, nth);
+            q_in = qn, k_in = kn;
+        }
+        go_rope(q_in, qr, B, H, D, cos, sin, m->n_half, m->neox, nth);
+        go_rope(k_in, kr, B, Hkv, D, cos, sin, m->n_half, m->neox, nth);
+        for (int64_t b = 0; b < B && !rc; b++)
+            if (go_attention(1, 1, H, Hkv, D, Dv, qr + b * nq, L->kc + row[b] * L->k_s0, L->k_s0, L->k_s1,
+                             L->vc + row[b] * L->v_s0, L->v_s0, L->v_s1, 0, pos[b] + 1, NULL, m->kq_scale,
+                             m->softcap, att + b * H * Dv, nth, kr + b * nk, v + b * nv, pos[b], 1))
+                rc = 2;
+        if (rc) break;
         float *ao[1] = {a};
-        if ((rc = run_calls(m, &L->o, 1, H * Dv, att, ao, nth, rows_alone))) break;
-        add_bias(a, L->bias[3], E);
-        for (int64_t i = 0; i < E; i++) h[i] = x[i] + a[i];
-        go_rms_norm(h, L->ffn_norm, hn, 1, E, m->eps, nth);
+        if ((rc = run_calls(m, &L->o, 1, H * Dv, att, B, ao, nth, rows_alone))) break;
+        add_bias(a, L->bias[3], E, B);
+        for (int64_t i = 0; i < B * E; i++) h[i] = x[i] + a[i];
+        go_rms_norm(h, L->ffn_norm, hn, B, E, m->eps, nth);
         if (L->n_expert) {
             if ((rc = moe_ffn(m, L, hn, f, p[16], nth, rows_alone))) break;
             for (int64_t i = 0; i < E; i++) x[i] = h[i] + f[i];
             continue;
         }
         float *gu[2] = {g, u};
-        if ((rc = run_calls(m, L->gu, L->n_gu, E, hn, gu, nth, rows_alone))) break;
-        go_swiglu(g, u, s, 1, F, nth);
+        if ((rc = run_calls(m, L->gu, L->n_gu, E, hn, B, gu, nth, rows_alone))) break;
+        go_swiglu(g, u, s, B, F, nth);
         float *fo[1] = {f};
-        if ((rc = run_calls(m, &L->down, 1, F, s, fo, nth, rows_alone))) break;
-        for (int64_t i = 0; i < E; i++) x[i] = h[i] + f[i];
+        if ((rc = run_calls(m, &L->down, 1, F, s, B, fo, nth, rows_alone))) break;
+        for (int64_t i = 0; i < B * E; i++) x[i] = h[i] + f[i];
     }
     free(buf);
     return rc;
