@@ -12,16 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-MEASURE = """
-import sys, torch, hogar
-n_ctx = int(sys.argv[2])
-m = hogar.load(sys.argv[1], n_ctx=n_ctx)
-ids = torch.randint(0, 1000, (n_ctx - 32,), generator=torch.Generator().manual_seed(0)).tolist()
-m.engine.prefill(ids)
-for i in range(16):
-    m.engine.forward([5 + i], 0, len(ids) + i, keep=slice(-1, None))
-print(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024)
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.test_fit import MEASURE  # noqa: E402 - the same measuring run as the test's
 
 
 def main() -> int:

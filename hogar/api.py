@@ -81,11 +81,14 @@ class Model:
             threads = physical_cores()
         torch.set_num_threads(max(1, int(threads)))
         self.path, self.device, self.threads = path, device, threads
+        fits = None
         if device == "cpu" and not n_gpu_layers:  # refused with the estimate, rather than killed for memory
-            from hogar.hub.fit import check
+            from hogar.hub import fit
 
-            check(path, n_ctx)
-        self.gguf, self.arch, self.args, self.weights = open_model(path, device, n_gpu_layers)
+            def fits(gf, args) -> None:
+                fit.check(gf, args, n_ctx)
+
+        self.gguf, self.arch, self.args, self.weights = open_model(path, device, n_gpu_layers, fits)
         meta = self.gguf.metadata
         self.tokenizer = Tokenizer.from_metadata(meta)
         self.metadata = meta

@@ -10,6 +10,7 @@ from typing import Any
 from hogar.errors import UnsupportedModelError
 from hogar.gguf import open_gguf
 from hogar.models.base import get_architecture
+from hogar.models.loader import header_args
 from hogar.store import resolve_model
 
 RUNTIME_OVERHEAD = 230 * 2**20  # PyTorch and hogar themselves, measured: `import torch` alone is ~220 MiB RSS
@@ -87,7 +88,7 @@ def model_info(model: str | os.PathLike[str] | None, n_ctx: int | None = None) -
         "bits per weight": round(weight_bytes * 8 / max(n_params, 1), 2),
     }
     try:
-        arch = get_architecture(name)
+        get_architecture(name)  # an architecture hogar does not run: the header alone, below
     except UnsupportedModelError as e:
         get = lambda key: meta.get(f"{name}.{key}")  # noqa: E731
         return {**head, "runs in hogar": f"no: {e}",
@@ -97,7 +98,7 @@ def model_info(model: str | os.PathLike[str] | None, n_ctx: int | None = None) -
                 "vocabulary": f"{len(tokens) if tokens is not None else '?'} "
                               f"({meta.get('tokenizer.ggml.model', '?')})",
                 **_family_facts(meta, name, gf.tensors, None), **tail}
-    args = arch.args(meta, len(tokens) if tokens is not None else gf.tensors["token_embd.weight"].shape[0])
+    args = header_args(gf)[1]
     n_ctx = n_ctx or min(DEFAULT_N_CTX, args.n_ctx_train)
     kv_bytes = 2 * args.n_layer * n_ctx * args.n_head_kv * (args.head_dim + args.head_dim_v) // 2 * 2
     template = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hogar.errors import HogarError
 
@@ -73,21 +74,26 @@ def _parse_size(text: str) -> int:
 
 def estimate(path: str | os.PathLike[str], n_ctx: int | None = None, n_slots: int = 1) -> Estimate:
     """The memory hogar needs to run the GGUF file at `path` with n_ctx tokens of context (default: hogar's)."""
-    from hogar.api import DEFAULT_N_CTX
-    from hogar.engine.engine import N_BATCH
     from hogar.gguf import open_gguf
-    from hogar.models.base import get_architecture
+    from hogar.models.loader import header_args
 
     gf = open_gguf(path)
-    meta = gf.metadata
-    tokens = meta.get("tokenizer.ggml.tokens")
+    try:
+        return estimate_header(gf, header_args(gf)[1], n_ctx, n_slots)
+    finally:
+        gf.close()
+
+
+def estimate_header(gf: Any, args: Any, n_ctx: int | None = None, n_slots: int = 1) -> Estimate:
+    """estimate() from a header already read (gf: the GGUFFile, args: its hyperparameters)."""
+    from hogar.api import DEFAULT_N_CTX
+    from hogar.engine.engine import N_BATCH
+
     n_params = sum(t.n_elements for t in gf.tensors.values())
     weights = sum(t.n_bytes for t in gf.tensors.values())  # repacked copies are as large as the file's blocks
-    arch = get_architecture(gf.architecture)
-    args = arch.args(meta, len(tokens) if tokens is not None else gf.tensors["token_embd.weight"].shape[0])
     n_ctx = n_ctx or min(DEFAULT_N_CTX, args.n_ctx_train)
     kv = args.n_layer * n_slots * n_ctx * args.n_head_kv * (args.head_dim + args.head_dim_v) * 2  # f16
-    n_ff = max(args.n_ff, int(meta.get(f"{args.arch}.expert_feed_forward_length", 0) or 0))
+    n_ff = max(args.n_ff, int(gf.metadata.get(f"{args.arch}.expert_feed_forward_length", 0) or 0))
     T = min(N_BATCH, n_ctx)
     width = 6 * args.n_embd + 4 * n_ff + 2 * (args.n_head + 2 * args.n_head_kv) * args.head_dim
     compute = 4 * (T * width + 2 * args.n_vocab + T * args.n_head * min(n_ctx, 4 * T) // 8)
@@ -98,18 +104,17 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-def check(path: str | os.PathLike[str], n_ctx: int | None, n_slots: int = 1) -> None:
-    """Raise DoesNotFitError (with the estimate) where the model cannot fit the memory available now."""
-    try:
-        e = estimate(path, n_ctx, n_slots)
-    except Exception:  # noqa: BLE001 - an unreadable file is reported by the loader, with its own message
-        return
+def check(gf: Any, args: Any, n_ctx: int | None, n_slots: int = 1) -> None:
+    """Raise DoesNotFitError (with the estimate) where the model whose header gf holds cannot fit the memory
+    available now (open_model's before_weights hook)."""
+    e = estimate_header(gf, args, n_ctx, n_slots)
     free = available_memory()
     if e.total > free:
+        name = Path(gf.path).name
         raise DoesNotFitError(
-            f"{Path(path).name} needs about {_gib(e.total)} at context {e.n_ctx} (weights {_gib(e.weights)}, KV "
+            f"{name} needs about {_gib(e.total)} at context {e.n_ctx} (weights {_gib(e.weights)}, KV "
             f"cache {_gib(e.kv)}) but {_gib(free)} is available; use a smaller quantization or context "
-            f"(`hogar fit {Path(path).name}` suggests one), or set HOGAR_MEMORY_LIMIT if this is wrong")
+            f"(`hogar fit {name}` suggests one), or set HOGAR_MEMORY_LIMIT if this is wrong")
 
 
 def report(path: str | os.PathLike[str], n_ctx: int | None = None, gpu: bool = True) -> str:

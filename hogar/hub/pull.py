@@ -251,7 +251,7 @@ def pull(text: str, progress: bool = True, quant: str | None = None) -> library.
     name = _SPLIT.sub(".gguf", Path(rf.path).name)  # a split model becomes one file
     dest = folder / name
     existing = library.find(ref)
-    want = rf.sha256 or rf.blob_id if len(picks) == 1 else ",".join(p.sha256 or p.blob_id or "" for p in picks)
+    want = (rf.sha256 or rf.blob_id) if len(picks) == 1 else ",".join(p.sha256 or p.blob_id or "" for p in picks)
     if existing and existing.path.exists() and existing.sha256 == want:
         return existing
     if dest.exists() and not existing:
@@ -266,5 +266,4 @@ def pull(text: str, progress: bool = True, quant: str | None = None) -> library.
     merge(parts, dest)
     for p in parts:
         p.unlink(missing_ok=True)
-    entry = library.record(ref, commit, name, dest, want, dest.stat().st_size)
-    return entry
+    return library.record(ref, commit, name, dest, want, dest.stat().st_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,12 +128,23 @@ def _check_shapes(gf: GGUFFile, args: Args, tensors: dict[str, Any]) -> None:
                              "frequency pairs; the file is inconsistent")
 
 
-def open_model(path: str | os.PathLike[str], device: str | torch.device = "cpu", n_gpu_layers: int | None = None):
-    """-> (gguf file, architecture, hyperparameters, weights); weights.placement says which device holds what."""
-    gf = open_gguf(path)
+def header_args(gf: GGUFFile) -> tuple[Architecture, Args]:
+    """The architecture and hyperparameters a file's header gives (UnsupportedModelError for an architecture hogar
+    does not run)."""
     arch = get_architecture(gf.architecture)
     args = arch.args(gf.metadata, _vocab_size(gf.metadata, arch.name, gf))
     args.extra.update(_expert_hparams(gf.metadata, arch.name))
+    return arch, args
+
+
+def open_model(path: str | os.PathLike[str], device: str | torch.device = "cpu", n_gpu_layers: int | None = None,
+               before_weights: Callable[[GGUFFile, Args], None] | None = None):
+    """-> (gguf file, architecture, hyperparameters, weights); weights.placement says which device holds what.
+    before_weights(gf, args) runs once the header is read, before any weight is (the memory check)."""
+    gf = open_gguf(path)
+    arch, args = header_args(gf)
+    if before_weights is not None:
+        before_weights(gf, args)
     placement = place(args.n_layer, device, n_gpu_layers)
     weights = load_weights(gf, arch, args, placement)
     return gf, arch, args, weights

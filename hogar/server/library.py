@@ -216,17 +216,15 @@ class LibraryServer:
         """What a loaded model's entry says, from the file's header (the context it would get when loaded)."""
         from hogar.api import DEFAULT_N_CTX
         from hogar.gguf import open_gguf
-        from hogar.models.base import get_architecture
+        from hogar.models.loader import header_args
 
         key = (path, path.stat().st_mtime)
         if key not in self._meta:
             try:
                 gf = open_gguf(path)
-                tokens = gf.metadata.get("tokenizer.ggml.tokens")
-                n_vocab = len(tokens) if tokens is not None else gf.tensors["token_embd.weight"].shape[0]
-                args = get_architecture(gf.architecture).args(gf.metadata, n_vocab)
+                args = header_args(gf)[1]
                 self._meta[key] = {"n_ctx": self.n_ctx or min(DEFAULT_N_CTX, args.n_ctx_train),
-                                   "n_ctx_train": args.n_ctx_train, "n_vocab": n_vocab,
+                                   "n_ctx_train": args.n_ctx_train, "n_vocab": args.n_vocab,
                                    "architecture": gf.architecture}
                 gf.close()
             except Exception as e:  # noqa: BLE001 - a file hogar cannot run is listed with the reason
