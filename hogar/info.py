@@ -56,11 +56,56 @@ def _family_facts(meta: dict[str, Any], arch: str, tensors: dict[str, Any], swa_
         rope.append(f"attention factor {get('rope.scaling.attn_factor'):.4g}")
     if rope:
         facts["rope scaling"] = ", ".join(rope)
+    facts.update(_block_facts(meta, arch, tensors))
     multipliers = [f"{what} {get(key):.4g}" for what, key in (
         ("embedding", "embedding_scale"), ("residual", "residual_scale"), ("attention", "attention.scale"),
         ("logits 1/", "logit_scale")) if get(key)]
     if multipliers:
         facts["multipliers"] = ", ".join(multipliers)
+    return facts
+
+
+# llama.cpp sets ALiBi's max bias itself for these (8); mpt reads attention.max_alibi_bias; baichuan only at 13B
+ALIBI_ARCHS = {"bloom": 8.0, "refact": 8.0, "jina-bert-v2": 8.0}
+PARALLEL_ARCHS = {"falcon", "phi2"}  # attention and feed-forward read the same normalized input
+POOLING = {0: "none", 1: "mean", 2: "CLS token", 3: "last token", 4: "rank"}
+
+
+def _block_facts(meta: dict[str, Any], arch: str, tensors: dict[str, Any]) -> dict[str, Any]:
+    """The blocks the llama family does not use: LayerNorm, ALiBi, learned positions, partial rope, parallel
+    residual, non-causal attention and pooling (embedding models)."""
+
+    def get(key: str) -> Any:
+        return meta.get(f"{arch}.{key}")
+
+    facts: dict[str, Any] = {}
+    if get("attention.layer_norm_epsilon") is not None and get("attention.layer_norm_rms_epsilon") is None:
+        facts["norm"] = f"LayerNorm (eps {get('attention.layer_norm_epsilon'):.0e})"
+    alibi = get("attention.max_alibi_bias") or ALIBI_ARCHS.get(arch)
+    if arch == "baichuan" and get("block_count") == 40:
+        alibi = 8.0
+    if alibi:
+        facts["positions"] = f"ALiBi (max bias {alibi:g}), no rope"
+    elif "position_embd.weight" in tensors:
+        facts["positions"] = "learned absolute positions"
+    else:
+        n_embd, n_head = get("embedding_length"), get("attention.head_count")
+        head = get("attention.key_length") or (n_embd // n_head if n_embd and n_head else None)
+        n_rot = get("rope.dimension_count")
+        if n_rot and head and n_rot < head:
+            facts["positions"] = f"partial rope ({n_rot} of {head} dimensions per head)"
+    parallel = arch in PARALLEL_ARCHS or get("use_parallel_residual")
+    if arch == "falcon" and "blk.0.attn_norm_2.weight" in tensors:
+        facts["layout"] = "two norms (Falcon 40B), parallel attention and feed-forward"
+    elif arch == "stablelm" and "blk.0.ffn_norm.weight" not in tensors:
+        parallel = True
+    if parallel and "layout" not in facts:
+        facts["layout"] = "parallel residual (attention and feed-forward side by side)"
+    if get("attention.causal") is False:
+        facts["attention"] = "bidirectional (an encoder)"
+    if get("pooling_type") is not None:
+        facts["pooling"] = POOLING.get(int(get("pooling_type")), str(get("pooling_type")))
+        facts["embedding model"] = "yes: hogar embed, /v1/embeddings (no text generation)"
     return facts
 
 

@@ -13,7 +13,9 @@ from the same llama.cpp tree), sentencepiece where a family's converter needs to
 
 The vocabulary is tiny (a byte-level BPE of a few hundred tokens trained on tests/fixtures/english.txt), so
 convert_hf_to_gguf.py cannot recognise its pre-tokenizer by hash: its get_vocab_base_pre is patched to answer the
-family's real pre-tokenizer name.  Nothing else of the converter is touched.
+family's real pre-tokenizer name.  Nothing else of the converter is touched, except that a family may have it read
+config.json directly (Family.raw_config), the converter's own path when transformers cannot load a config, or
+fix a bug that stops the converter on it (Family.converter_fix, said in the family's declaration).
 
 Random weights give flat logits, where the top-1 is decided by rounding noise.  Weights are drawn so that
 activations stay O(1) (std 1/sqrt(fan_in)), norms around 1, biases around 0 with std 0.5, and the output head is
@@ -60,6 +62,16 @@ class Family:
     n_ctx: int = 128
     specials: tuple[str, ...] = ("<|endoftext|>",)  # llama.cpp's phi3 vocabulary needs <unk>, <s>, </s>
     tokenizer: Callable[[Path], int] | None = None  # writes the tokenizer files instead (returns the vocab_size)
+    # keys merged into the saved config.json (None deletes one): what the real checkpoints' config.json says
+    config_json: dict = field(default_factory=dict)
+    # writes config.json and model.safetensors itself (no transformers class): (family, folder, vocab_size)
+    builder: Callable[[Family, Path, int], None] | None = None
+    # the converter reads config.json as it is, its own fallback when transformers cannot load it: transformers 5
+    # drops keys the converter reads (GPT-NeoX's rotary_pct, folded into rope_parameters)
+    raw_config: bool = False
+    # Python run before the converter, with its conversion.base module as `base`: fixes a converter bug that stops
+    # it on the family (the file is then what the converter writes once fixed); empty for every family it converts
+    converter_fix: str = ""
 
 
 SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -144,27 +156,44 @@ def build_checkpoint(fam: Family, folder: Path) -> None:
     for p in folder.iterdir():
         p.unlink()
     n_vocab = fam.tokenizer(folder) if fam.tokenizer else write_tokenizer(folder, fam.sentencepiece, fam.specials)
+    if fam.builder:
+        fam.builder(fam, folder, n_vocab)
+        return
     config = getattr(transformers, fam.config_class)(vocab_size=n_vocab, **fam.config)
     torch.manual_seed(fam.seed)
     model = getattr(transformers, fam.model_class)(config)
     gen = torch.Generator().manual_seed(fam.seed + 1)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if p.dim() == 1:
-                is_bias = name.endswith("bias")
-                base = torch.zeros_like(p) if is_bias or "gemma" in fam.arch else torch.ones_like(p)
-                p.copy_(base + torch.randn(p.shape, generator=gen) * (0.5 if is_bias else 0.2))
-            else:
-                fan_in = p.shape[-1]
-                std = 1.0 if "embed" in name else 1.0 / math.sqrt(fan_in)
-                p.copy_(torch.randn(p.shape, generator=gen) * std)
-            for key, g in fam.gains.items():
-                if key in name:
-                    p.mul_(g)
+            draw_parameter(fam, name, p, gen)
         head = model.get_output_embeddings()
         if head is not None and not config.tie_word_embeddings:
             head.weight.mul_(fam.head_gain)
     model.save_pretrained(folder, safe_serialization=True)
+    if fam.config_json:
+        path = folder / "config.json"
+        saved = json.loads(path.read_text())
+        for key, value in fam.config_json.items():
+            saved.pop(key, None) if value is None else saved.__setitem__(key, value)
+        path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+
+
+def draw_parameter(fam: Family, name: str, p, gen) -> None:
+    """Fills one parameter in place: norms around 1 (gemma's around 0), biases around 0, matrices with std
+    1/sqrt(fan_in) (embeddings 1), then the family's gains."""
+    import torch
+
+    if p.dim() == 1:
+        is_bias = name.endswith("bias")
+        base = torch.zeros_like(p) if is_bias or "gemma" in fam.arch else torch.ones_like(p)
+        p.copy_(base + torch.randn(p.shape, generator=gen) * (0.5 if is_bias else 0.2))
+    else:
+        fan_in = p.shape[-1]
+        std = 1.0 if "embed" in name else 1.0 / math.sqrt(fan_in)
+        p.copy_(torch.randn(p.shape, generator=gen) * std)
+    for key, g in fam.gains.items():
+        if key in name:
+            p.mul_(g)
 
 
 PATCH = """
@@ -172,6 +201,13 @@ import runpy, sys
 sys.path.insert(0, {root!r})
 import conversion.base as base
 base.TextModel.get_vocab_base_pre = lambda self, tokenizer: {pre!r}
+if {raw_config!r}:
+    class _NoAutoConfig:
+        @staticmethod
+        def from_pretrained(*args, **kwargs):
+            raise ValueError("config.json read as it is")
+    base.AutoConfig = _NoAutoConfig
+exec({fix!r})
 sys.argv = {argv!r}
 runpy.run_path({script!r}, run_name="__main__")
 """
@@ -180,7 +216,8 @@ runpy.run_path({script!r}, run_name="__main__")
 def convert(fam: Family, folder: Path, outtype: str, out: Path) -> None:
     script = str(LLAMA_CPP / "convert_hf_to_gguf.py")
     argv = [script, str(folder), "--outtype", outtype, "--outfile", str(out)]
-    code = PATCH.format(root=str(LLAMA_CPP), pre=fam.pre, argv=argv, script=script)
+    code = PATCH.format(root=str(LLAMA_CPP), pre=fam.pre, raw_config=fam.raw_config, fix=fam.converter_fix,
+                        argv=argv, script=script)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"convert_hf_to_gguf.py failed for {fam.name}:\n{proc.stderr[-4000:]}")

@@ -273,3 +273,28 @@ def test_valid_messages_are_normalized_copies():
     out = validate_messages(original)
     assert out == [SYSTEM, {**tool_call, "content": ""}, {"role": "tool", "content": "42", "tool_call_id": "1"}]
     assert original[1]["content"] is None
+
+
+@pytest.mark.parametrize(("arch", "expected"), [
+    # the older families' chat fine-tunes (hogar/tokenizer/family_templates.py), for files converted without a template
+    ("stablelm", "<|system|>\nYou are terse.<|endoftext|>\n<|user|>\nHi<|endoftext|>\n<|assistant|>\n"
+                 "Hello! How can I help?<|endoftext|>\n<|user|>\nWhat is 2+2?<|endoftext|>\n<|assistant|>\n"),
+    ("falcon", "You are terse.\n\nUser: Hi\nAssistant: Hello! How can I help?\nUser: What is 2+2?\nAssistant:"),
+    ("phi2", "You are terse.\nInstruct: Hi\nOutput: Hello! How can I help?\nInstruct: What is 2+2?\nOutput:"),
+    ("starcoder2", "<s>You are terse.\n\n### Instruction\nHi\n\n### Response\nHello! How can I help?</s>\n\n"
+                   "### Instruction\nWhat is 2+2?\n\n### Response\n"),
+    ("baichuan", "You are terse.<reserved_106>Hi<reserved_107>Hello! How can I help?</s><reserved_106>What is 2+2?"
+                 "<reserved_107>"),
+])
+def test_family_templates_write_their_fine_tunes_turns(arch, expected):
+    from hogar.tokenizer.chat import BUILTIN_TEMPLATES
+
+    template = ChatTemplate(BUILTIN_TEMPLATES[arch], bos_token="<s>", eos_token="</s>")
+    assert template.render([SYSTEM, *CONVERSATION]) == expected
+
+
+def test_families_without_a_chat_convention_fall_back_to_chatml():
+    from hogar.tokenizer.chat import BUILTIN_TEMPLATES
+
+    assert not {"gpt2", "gptneox", "bloom", "starcoder", "refact", "mpt"} & set(BUILTIN_TEMPLATES)
+    assert ChatTemplate(None).render(CONVERSATION).endswith("<|im_start|>assistant\n")

@@ -32,6 +32,7 @@ class Args:
     sliding_window: int = 0
     swa_layers: tuple[bool, ...] = ()  # per layer: uses the sliding window
     attn_scale: float = 0.0
+    norm_eps: float = 1e-5  # LayerNorm's epsilon (attention.layer_norm_epsilon), for the families with LayerNorm
     extra: dict[str, Any] = field(default_factory=dict)
 
     def is_swa(self, il: int) -> bool:
@@ -72,6 +73,7 @@ def common_args(meta: dict[str, Any], arch: str, n_vocab: int, rope_mode: str) -
         n_rot=int(meta_get(meta, arch, "rope.dimension_count", head_dim)),
         rope_mode=rope_mode,
         rope_scale=rope_scale,
+        norm_eps=float(meta_get(meta, arch, "attention.layer_norm_epsilon", 1e-5)),
     )
 
 
@@ -106,7 +108,8 @@ def register(arch: Architecture) -> Architecture:
 
 
 # one module per family; importing registers its architectures
-ARCH_MODULES = ("llama", "gemma3", "qwen", "phi3", "gemma", "granite", "moe")
+ARCH_MODULES = ("llama", "gemma3", "qwen", "phi3", "gemma", "granite", "moe", "gpt2", "gptneox", "starcoder2", "phi2",
+                "stablelm", "falcon", "mpt", "bloom", "refact", "baichuan")
 
 
 def get_architecture(name: str) -> Architecture:

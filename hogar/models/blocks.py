@@ -41,6 +41,16 @@ def geglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return G.geglu(gate, up)
 
 
+def layer_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """llama.cpp build_norm(LLM_NORM): ggml_norm, then ggml_mul by the weight and ggml_add of the bias."""
+    return G.layer_norm(x, weight, bias, eps)
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """ggml_gelu (the tanh approximation through ggml's f16 table): the non-gated GELU feed-forwards."""
+    return G.gelu(x)
+
+
 def add_bias(x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """x + bias (ggml_add, float32) where the model has one."""
     return x if bias is None else x + bias
@@ -74,11 +84,12 @@ def attention(
     scale: float,
     key_start: int = 0,
     softcap: float = 0.0,
+    alibi: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """q: [B, T, H, D]; k, v: [B, K, Hkv, D] (grouped-query heads are shared) for key positions key_start...
     Returns [B, T, H * Dv]: llama.cpp's non-flash attention (f16 K/V, f16 Q and probabilities, ggml softmax), the
     logits soft-capped (softcap * tanh(kq / softcap)) before the softmax where softcap > 0."""
-    return G.attention(q, k, v, mask, scale, key_start, softcap)
+    return G.attention(q, k, v, mask, scale, key_start, softcap, alibi)
 
 
 def softcap(x: torch.Tensor, cap: float) -> torch.Tensor:
@@ -94,12 +105,17 @@ def default_attn_scale(head_dim: int) -> float:
 class AttnContext:
     """Per-forward attention state: positions [B, T] of the new tokens, the cache rows they belong to, the KV cache.
     Masks are built once per (forward, window) and shared by the layers.
+    `alibi_max_bias` (> 0: ALiBi, bloom/mpt/refact...) and `causal` (False: an encoder, every token of a row sees every
+    key up to the row's last position; `key_valid` [B, n_keys], where set, hides padding keys) are set by the forward.
     `softcap`: the model's attention logit soft-capping (gemma2), which its forward sets, as llama.cpp's build_attn
     reads hparams.f_attn_logit_softcapping; 0 = none. attend's softcap argument overrides it."""
 
     def __init__(self, positions: torch.Tensor, rows: torch.Tensor, cache) -> None:
         self.positions, self.rows, self.cache = positions, rows, cache
         self.softcap = 0.0
+        self.alibi_max_bias = 0.0
+        self.causal = True
+        self.key_valid: torch.Tensor | None = None
         self.p_min, self.p_max = int(positions.min()), int(positions.max())
         # one cache row and consecutive positions (every engine forward): the keys/values are read in place, as f16
         self._row = int(rows[0]) if rows.numel() == 1 and self.p_max - self.p_min + 1 == positions.shape[1] else None
@@ -130,6 +146,8 @@ class AttnContext:
         softcap: float | None = None,
     ) -> torch.Tensor:
         cap = self.softcap if softcap is None else softcap
+        if self.alibi_max_bias > 0 or not self.causal or self.key_valid is not None:
+            return self._attend_general(il, q, k, v, scale, window, cap)
         start, mask = self._mask(window)
         kc, vc = self.cache.k[il], self.cache.v[il]
         if mask is not None and mask.device != q.device:  # a layer on the GPU
@@ -150,3 +168,28 @@ class AttnContext:
             rows, positions = rows.to(kc.device), positions.to(kc.device)
         ks, vs = self.cache.update(il, rows, positions, k, v, start, self.p_max + 1)
         return attention(q, ks, vs, mask, scale, start, cap)
+
+    def _attend_general(self, il: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, window: int,
+                        cap: float) -> torch.Tensor:
+        """ALiBi, non-causal or padded attention: the keys through the cache, the mask and ALiBi's bias built here
+        (llama.cpp's kq_mask holds -|p0 - p1| where the model uses ALiBi, times each head's slope in soft_max_ext)."""
+        start = max(0, self.p_min - window + 1) if window > 0 else 0
+        n_keys = self.p_max + 1
+        rows, positions = self.rows, self.positions
+        kc = self.cache.k[il]
+        if kc.device != rows.device:
+            rows, positions = rows.to(kc.device), positions.to(kc.device)
+        ks, vs = self.cache.update(il, rows, positions, k, v, start, n_keys)
+        if self.causal:
+            mask = attention_mask(self.positions, n_keys, window)
+        else:
+            mask = torch.ones(self.positions.shape[0], 1, self.positions.shape[1], n_keys, dtype=torch.bool)
+        if self.key_valid is not None:
+            mask = mask & self.key_valid[:, None, None, :n_keys]
+        mask = mask[..., start:].to(q.device)
+        alibi = None
+        if self.alibi_max_bias > 0:
+            dist = (self.positions.unsqueeze(-1) - torch.arange(start, n_keys)).abs().float()  # [B, T, K]
+            slopes = G.alibi_slopes(q.shape[2], self.alibi_max_bias)
+            alibi = (slopes[None, :, None, None].to(q.device), (-dist[:, None]).to(q.device))
+        return attention(q, ks, vs, mask, scale, start, cap, alibi)

@@ -199,6 +199,8 @@ def decode(arch: Any, args: Any, w: Any, ctx: blocks.AttnContext, x: torch.Tenso
         return None
     if not x.is_cpu or x.dtype != torch.float32:
         return None
+    if ctx.alibi_max_bias > 0 or not ctx.causal or ctx.key_valid is not None:  # the C step has causal rope attention
+        return None
     B = x.shape[0]
     if B == 1:
         if ctx._row is None:

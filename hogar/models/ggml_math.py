@@ -130,6 +130,31 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.
     return y * weight if weight is not None else y
 
 
+def norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """ggml_compute_forward_norm_f32 (LayerNorm without its weight and bias): sum = (float) sequential double sum of x;
+    mean = sum / n in float32; y = x - mean; variance = (float)(sequential double sum, over 16-element chunks, of
+    _mm512_reduce_add_ps(y*y), then the leftover squares one by one) / n); y * (1.0f/sqrtf(variance + eps))."""
+    n = x.shape[-1]
+    total = x.double().cumsum(-1)[..., -1:].float()
+    y = x - total / n
+    sq = y * y
+    n16 = n - n % 16
+    parts = [reduce_add_16(sq[..., :n16].unflatten(-1, (n16 // 16, 16))).double()] if n16 else []
+    parts.append(sq[..., n16:].double())
+    variance = (torch.cat(parts, -1).cumsum(-1)[..., -1:] / n).float()
+    root = (variance + _f32(eps)).double().sqrt().float()
+    return y * (1.0 / root.double()).float()
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """llama.cpp build_norm(LLM_NORM): ggml_norm, then ggml_mul by the weight and ggml_add of the bias (each where
+    the model has it)."""
+    y = norm(x, eps)
+    if weight is not None:
+        y = y * weight
+    return y if bias is None else y + bias
+
+
 def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """ggml_vec_swiglu_f32 (AVX-512): ggml_v_silu(g) * up, with ggml_v_silu(x) = x / (1 + ggml_v_expf(0 - x)).
     (The scalar tail for rows whose length is not a multiple of 16 uses expf; hogar's models have multiples of 16.)"""
@@ -184,6 +209,24 @@ def geglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     y = gelu_table().to(gate.device)[idx] * up
     y = torch.where(gate >= 10.0, gate * up, y)
     return torch.where(gate <= -10.0, torch.zeros_like(y), y)
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """ggml_vec_gelu_f32 with GGML_GELU_FP16: x <= -10 -> 0; x >= 10 -> x; else table[(f16)x]."""
+    idx = x.half().view(torch.int16).to(torch.int64) & 0xFFFF
+    y = gelu_table().to(x.device)[idx]
+    y = torch.where(x >= 10.0, x, y)
+    return torch.where(x <= -10.0, torch.zeros_like(y), y)
+
+
+def alibi_slopes(n_head: int, max_bias: float) -> torch.Tensor:
+    """ggml_soft_max_ext's ALiBi slope per head: m0 = powf(2, -max_bias / n_head_log2), m1 = powf(2, -(max_bias / 2) /
+    n_head_log2); head h < n_head_log2 takes powf(m0, h + 1), the others powf(m1, 2 * (h - n_head_log2) + 1)."""
+    n_log2 = 1 << int(math.floor(math.log2(n_head)))
+    m0 = LIBM.powf(2.0, _f32(-max_bias / n_log2))
+    m1 = LIBM.powf(2.0, _f32(-(_f32(max_bias) / 2.0) / n_log2))
+    slopes = [LIBM.powf(m0, h + 1) if h < n_log2 else LIBM.powf(m1, 2 * (h - n_log2) + 1) for h in range(n_head)]
+    return torch.tensor(slopes, dtype=torch.float32)
 
 
 def scale(x: torch.Tensor, s: float) -> torch.Tensor:
@@ -332,11 +375,16 @@ def _mul_mat_f16(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _dot_vec_f16(a, b)
 
 
-def soft_max(kq: torch.Tensor, mask: torch.Tensor | None, kq_scale: float) -> torch.Tensor:
-    """ggml_compute_forward_soft_max_f32 (no ALiBi, no sinks): wp = kq*scale (+ mask: -inf where hidden);
+def soft_max(kq: torch.Tensor, mask: torch.Tensor | None, kq_scale: float,
+             alibi: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """ggml_compute_forward_soft_max_f32 (no sinks): wp = kq*scale (ALiBi: wp += slope*mask, which GCC contracts into
+    one FMA: `alibi` = (slopes, -|q_pos - k_pos|), both broadcast to kq; -inf where hidden);
     e = ggml_v_expf(wp - max); sum = sequential double sum of _mm512_reduce_add_ps over 16-element chunks;
     y = e * (float)(1.0/sum). The last dimension is a multiple of 16, aligned as ggml's is."""
     wp = kq * _f32(kq_scale)
+    if alibi is not None:
+        slope, dist = (t.expand_as(wp).contiguous() for t in alibi)
+        wp = fma(slope, dist, wp)
     if mask is not None:
         wp = wp.masked_fill(~mask, -math.inf)
     mx = wp.amax(-1, keepdim=True)
@@ -354,14 +402,16 @@ def attention(
     kq_scale: float,
     key_start: int = 0,
     softcap: float = 0.0,
+    alibi: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """llama.cpp's build_attn_mha without flash attention, on the CPU:
     kq = mul_mat(k, q); [kq = softcap(kq) where softcap > 0 (gemma2)]; kq = soft_max_ext(kq, mask, kq_scale);
     kqv = mul_mat(v^T, kq).
     q: [B, T, H, D] float32; k, v: [B, K, Hkv, D] holding f16 values (the cache), keys for positions
     key_start .. key_start+K-1; mask: bool [B, 1, T, K] (True = visible) or None. Returns [B, T, H * Dv].
+    alibi: ALiBi's (slopes [1, H, 1, 1], -|q_pos - k_pos| [B, 1, T, K]), float32, applied after the scale.
     Keys are padded with hidden zero keys so that lane/chunk positions match ggml's (key cell = position)."""
-    if _c(q, k, v):
+    if _c(q, k, v) and alibi is None:
         return ops_c.attention_f16(q, k.half(), v.half(), mask, _f32(kq_scale), key_start, _f32(softcap))
     if k.dtype != torch.float32:
         k, v = k.float(), v.float()
@@ -375,6 +425,8 @@ def attention(
         if mask is None:
             mask = torch.ones(B, 1, T, K, dtype=torch.bool, device=q.device)
         mask = torch.nn.functional.pad(mask, (front, back), value=False)
+        if alibi is not None:
+            alibi = (alibi[0], torch.nn.functional.pad(alibi[1], (front, back)))
     rep = H // Hkv  # query head h uses kv head h // rep
     qh = q.view(B, T, Hkv, rep, D).permute(0, 2, 3, 1, 4)  # [B, Hkv, rep, T, D]
     kh = k.transpose(1, 2)  # [B, Hkv, S, D]
@@ -384,7 +436,7 @@ def attention(
         kq = _softcap_visible(kq, mask, softcap)
     if mask is not None:
         mask = mask.expand(B, H, T, mask.shape[-1])
-    p = soft_max(kq, mask, kq_scale)  # [B, H, T, S]
+    p = soft_max(kq, mask, kq_scale, alibi)  # [B, H, T, S]
     out = _per_head(vt, p.view(B, Hkv, rep, T, -1)).reshape(B, H, T, Dv)
     return out.transpose(1, 2).reshape(B, T, H * Dv)
 

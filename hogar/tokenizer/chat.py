@@ -28,6 +28,8 @@ from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from hogar.tokenizer.family_templates import FAMILY_TEMPLATES
+
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 MAX_RANGE = 10_000  # items one range() may produce (Jinja's sandbox allows 100,000)
 MAX_INT_BITS = 8_192  # integer results a template may compute with * and **
@@ -97,7 +99,7 @@ GRANITE_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<|start_of_role|>assistant<|end_of_role|>' }}{%- endif %}"
 )
 BUILTIN_TEMPLATES = {"gemma": GEMMA3_TEMPLATE, "gemma2": GEMMA3_TEMPLATE, "gemma3": GEMMA3_TEMPLATE,
-                     "phi3": PHI3_TEMPLATE, "granite": GRANITE_TEMPLATE}
+                     "phi3": PHI3_TEMPLATE, "granite": GRANITE_TEMPLATE, **FAMILY_TEMPLATES}
 
 
 class _TemplateRaised(Exception):
