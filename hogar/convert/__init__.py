@@ -15,6 +15,15 @@ converter for these architectures. The rules (RULES):
 - hogar.convert.granite: GraniteForCausalLM (`granite`);
 - hogar.convert.moe: MixtralForCausalLM (`llama` with experts), Qwen2MoeForCausalLM (`qwen2moe`),
   Qwen3MoeForCausalLM (`qwen3moe`), OlmoeForCausalLM (`olmoe`).
+- hogar.convert.falcon: FalconForCausalLM, RWForCausalLM (`falcon`, 7B and 40B layouts);
+- hogar.convert.classic: GPT2LMHeadModel (`gpt2`), GPTBigCodeForCausalLM (`starcoder`), Starcoder2ForCausalLM
+  (`starcoder2`), MPTForCausalLM / MptForCausalLM (`mpt`), PhiForCausalLM (`phi2`);
+- hogar.convert.neox: BloomForCausalLM, BloomModel (`bloom`), GPTNeoXForCausalLM (`gptneox`);
+- hogar.convert.stablelm: StableLmForCausalLM, StableLMEpochForCausalLM (`stablelm`);
+- hogar.convert.baichuan: BaichuanForCausalLM (`baichuan`);
+- hogar.convert.refact: GPTRefactForCausalLM (`refact`);
+- hogar.convert.bert: BertModel, BertForMaskedLM, BertForSequenceClassification (`bert`, embedding models);
+- hogar.convert.nomic_bert: NomicBertModel (`nomic-bert`, nomic-embed-text v1 / v1.5).
 Output types: f32, f16, bf16, q8_0, auto (bf16 or f16, whichever the checkpoint holds). Without an output path the
 file is named as llama.cpp names it (`{Name}-{Size}-{Type}.gguf`) inside the checkpoint folder; a path may contain
 `{ftype}`.
@@ -25,19 +34,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hogar.convert.baichuan import BAICHUAN
+from hogar.convert.bert import BERT
 from hogar.convert.checkpoint import open_checkpoint, read_json
+from hogar.convert.classic import GPT2, MPT, PHI2, STARCODER, STARCODER2
+from hogar.convert.falcon import FALCON
 from hogar.convert.gemma import GEMMA, GEMMA2
 from hogar.convert.gemma3 import GEMMA3
 from hogar.convert.granite import GRANITE
 from hogar.convert.llama import LLAMA
 from hogar.convert.moe import MIXTRAL, OLMOE, QWEN2MOE, QWEN3MOE
+from hogar.convert.neox import BLOOM, GPTNEOX
+from hogar.convert.nomic_bert import NOMIC_BERT
 from hogar.convert.phi3 import PHI3
 from hogar.convert.qwen import QWEN2, QWEN3
+from hogar.convert.refact import REFACT
+from hogar.convert.stablelm import STABLELM
 from hogar.convert.writer import OUTTYPES, Rules, write_gguf
 from hogar.errors import ModelFileError, UnsupportedModelError
 
 RULES: tuple[Rules, ...] = (LLAMA, MIXTRAL, GEMMA, GEMMA2, GEMMA3, QWEN2, QWEN3, QWEN2MOE, QWEN3MOE, PHI3, GRANITE,
-                            OLMOE)
+                            OLMOE, FALCON, MPT, BLOOM, STARCODER, STARCODER2, GPTNEOX, GPT2, PHI2, STABLELM, BAICHUAN,
+                            REFACT, BERT, NOMIC_BERT)
 __all__ = ["OUTTYPES", "convert", "supported_architectures"]
 
 

@@ -1,8 +1,9 @@
 """BPE pre-tokenizer fingerprints: sha256 of str(token ids of CHECK_TEXT) -> the `tokenizer.ggml.pre` name.
 
 The table is llama.cpp's (convert_hf_to_gguf.py, get_vocab_base_pre, generated there by convert_hf_to_gguf_update.py),
-kept to the pre-tokenizers hogar implements (hogar.tokenizer.pretokenize.PRE_TYPES); the comment names the model the
-fingerprint was taken from. Where llama.cpp lists a fingerprint twice, the later name wins, as there.
+kept to the pre-tokenizers hogar implements (hogar.tokenizer.pretokenize.PRE_TYPES) and to WordPiece vocabularies'
+(their name is recorded, not used); the comment names the model the fingerprint was taken from. Where llama.cpp lists
+a fingerprint twice, the later name wins, as there.
 """
 
 CHECK_TEXT = (
@@ -107,4 +108,7 @@ PRE_HASHES = {
     "9dcf830ee9990cdbf78cc523a5f7bd9ad8f3f9890c2d3581d2785ad10f07049d": "mellum2",  # JetBrains/Mellum2-12B-A2.5B-Base
     "972da7b59cec44d1f0a490a86c96df53859e486e481563e5dddac155013d87ac": "laguna",  # poolside/Laguna-XS.2
     "653660222fb704f61cbf2b618a8ae6502b7f8b20c980f9a5de07ed78e13319cd": "ufakzeka",  # ufakai/ufakzeka-1
+    # WordPiece vocabularies (tokenizer model "bert"): the name is recorded, llama.cpp's WordPiece does not use it
+    "0876d13b50744004aa9aeae05e7b0647eac9d801b5ba4668afc01e709c15e19f": "jina-v2-en",  # bge-small-en-v1.5, MiniLM
+    "8e62295832751ca1e8f92f2226f403dea30dc5165e448b5bfa05af5340c64ec7": "bert-bge-large",  # BAAI/bge-large-zh-v1.5
 }  # fmt: skip

@@ -72,8 +72,10 @@ class SpecialVocab(gguf.SpecialVocab):
 
     def add_to_gguf(self, gw: gguf.GGUFWriter, quiet: bool = True) -> None:
         super().add_to_gguf(gw, quiet=quiet)
-        for key, value in getattr(self, "normalizer_flags", {}).items():
-            gw.add_bool(f"tokenizer.ggml.normalizer.{key}", value)
+        flags = getattr(self, "normalizer_flags", {})
+        for key in ("lowercase", "strip_accents"):  # llama.cpp's order; a null flag (BertNormalizer's) is not written
+            if flags.get(key) is not None:
+                gw.add_bool(f"tokenizer.ggml.normalizer.{key}", flags[key])
 
 
 def _json_or_none(path: Path) -> dict[str, Any] | None:
@@ -175,9 +177,14 @@ def _load_tokenizer(ckpt: Checkpoint):
         raise ModelFileError(f"{ckpt.path}: no tokenizer (tokenizer.json or tokenizer.model); copy the model's "
                              "tokenizer files into the folder")
     try:
-        return Tokenizer.from_file(str(path))
+        tok = Tokenizer.from_file(str(path))
     except Exception as e:
         raise ModelFileError(f"{path}: not a tokenizer the `tokenizers` library can read ({e})") from None
+    # a truncation or padding saved in tokenizer.json (sentence-transformers' 128 tokens) is not applied by
+    # transformers' encode, which llama.cpp's converter calls
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
 
 
 def pre_tokenizer_name(tokenizer) -> str:

@@ -192,6 +192,9 @@ class Rules:
                 raise UnsupportedModelError(f"config.json: expert scoring function {func!r} is not supported")
             w.add_expert_gating_func(kinds[func])
 
+    def read_folder(self, ckpt: Checkpoint, hp: dict[str, Any]) -> None:
+        """Settings kept in the folder outside config.json (sentence-transformers' pooling), added to hp."""
+
     def early_metadata(self, w: gguf.GGUFWriter, hp: dict[str, Any]) -> None:
         """Keys llama.cpp writes before all others (right after general.architecture)."""
 
@@ -327,6 +330,7 @@ def _write_gguf(ckpt: Checkpoint, rules: Rules, outtype: str, out: str | os.Path
     if outtype not in OUTTYPES:
         raise HogarError(f"output type {outtype!r} is not one of {', '.join(OUTTYPES)}")
     hp = rules.hparams(ckpt.config)
+    rules.read_folder(ckpt, hp)
     ftype = OUTTYPES[outtype]
     if ftype == FT.GUESSED:
         ftype = _guess_ftype(ckpt.tensors.values())
