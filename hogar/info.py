@@ -84,7 +84,9 @@ def _block_facts(meta: dict[str, Any], arch: str, tensors: dict[str, Any]) -> di
     alibi = get("attention.max_alibi_bias") or ALIBI_ARCHS.get(arch)
     if arch == "baichuan" and get("block_count") == 40:
         alibi = 8.0
-    if alibi:
+    if arch == "baichuan" and get("block_count") not in (32, 40):
+        facts["positions"] = "none (llama.cpp gives baichuan rope at 32 layers, ALiBi at 40, else nothing)"
+    elif alibi:
         facts["positions"] = f"ALiBi (max bias {alibi:g}), no rope"
     elif "position_embd.weight" in tensors:
         facts["positions"] = "learned absolute positions"
@@ -94,6 +96,8 @@ def _block_facts(meta: dict[str, Any], arch: str, tensors: dict[str, Any]) -> di
         n_rot = get("rope.dimension_count")
         if n_rot and head and n_rot < head:
             facts["positions"] = f"partial rope ({n_rot} of {head} dimensions per head)"
+    if get("attention.clamp_kqv"):
+        facts["clamp"] = f"Q, K, V clamped to +-{get('attention.clamp_kqv'):g}"
     parallel = arch in PARALLEL_ARCHS or get("use_parallel_residual")
     if arch == "falcon" and "blk.0.attn_norm_2.weight" in tensors:
         facts["layout"] = "two norms (Falcon 40B), parallel attention and feed-forward"

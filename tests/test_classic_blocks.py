@@ -55,3 +55,18 @@ def test_bidirectional_attention_sees_later_tokens_and_alibi_changes_the_output(
     assert torch.equal(causal[:, -1], both[:, -1]) and not torch.equal(causal[:, 0], both[:, 0])
     assert not torch.equal(_attend(10, alibi_max_bias=8.0), causal)
     assert torch.equal(_attend(1, alibi_max_bias=8.0), _attend(1))  # one key at distance 0: no bias
+
+
+def test_info_shows_the_older_families_blocks() -> None:
+    from pathlib import Path
+
+    from hogar.info import model_info
+
+    tiny = Path(__file__).resolve().parent / "fixtures" / "tiny"
+    bloom, neox = model_info(tiny / "bloom-f16.gguf"), model_info(tiny / "gptneox-f16.gguf")
+    assert bloom["positions"].startswith("ALiBi") and bloom["norm"].startswith("LayerNorm")
+    assert neox["positions"] == "partial rope (4 of 16 dimensions per head)" and "parallel" in neox["layout"]
+    assert model_info(tiny / "falcon-40b-f16.gguf")["layout"].startswith("two norms")
+    assert model_info(tiny / "starcoder-f16.gguf")["positions"] == "learned absolute positions"
+    assert model_info(tiny / "mpt-f16.gguf")["clamp"] == "Q, K, V clamped to +-1.5"
+    assert model_info(tiny / "phi2-f16.gguf")["chat template"] == "none in file (built-in used)"
