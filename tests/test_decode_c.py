@@ -14,8 +14,9 @@ import hogar
 from hogar.models import decode_c
 
 TINY = Path(__file__).resolve().parent / "fixtures" / "tiny"
-# the families that take the C step: the plain llama block (NORM or NEOX rope, biases, QK norm, experts)
-APPLIES = {"qwen2", "qwen2-tied", "qwen3", "mistral-nemo", "mixtral", "qwen3moe"}
+# the families that take the C step: the plain llama block (NORM or NEOX rope, biases, QK norm, experts);
+# baichuan 7B is one
+APPLIES = {"qwen2", "qwen2-tied", "qwen3", "mistral-nemo", "mixtral", "qwen3moe", "baichuan"}
 CASES = [(p.stem, t) for p in sorted(TINY.glob("*.json")) for t in json.loads(p.read_text())["types"]]
 
 
