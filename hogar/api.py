@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import hogar.models.bert
 from hogar.engine.engine import Chunk, Completion, Engine
 from hogar.engine.sampling import SamplingParams
 from hogar.errors import ContextOverflowError, HogarError
@@ -21,6 +22,7 @@ from hogar.tokenizer import Tokenizer
 from hogar.tokenizer.chat import BUILTIN_TEMPLATES, ChatTemplate, validate_messages
 
 DEFAULT_N_CTX = 4096
+EMBED_BATCH_TOKENS = 8192  # tokens per forward pass of an embedding model (the texts of a call are packed)
 _SAMPLING_KEYS = {f.name for f in fields(SamplingParams)}
 
 
@@ -138,8 +140,65 @@ class Model:
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(ids)
 
+    @property
+    def is_embedding(self) -> bool:
+        """An embedding model (bert, nomic-bert): embed() works, generation does not."""
+        return bool(getattr(self.arch, "embedding_only", False))
+
+    def _require_generative(self) -> None:
+        if self.is_embedding:
+            raise HogarError(f"{self.path.name} is an embedding model ({self.args.arch}): it cannot generate text; "
+                             "use embed() / `hogar embed`")
+
+    def embed(self, texts: str | Sequence[str], *, normalize: bool = True, truncate: bool = True,
+              pooling: str | None = None) -> np.ndarray:
+        """float32 [len(texts), n_embd]: one embedding per text. An embedding model pools its hidden states as its
+        file says (mean, CLS or last token; `pooling` overrides it) over all the texts packed in one forward pass,
+        each text's embedding identical to llama.cpp's of that text alone; a generative model gives the mean of its
+        final hidden states (always normalized). normalize: scaled to unit length (llama.cpp's euclidean
+        normalization). A text longer than the model's positions is cut to fit (keeping its final [SEP]), or refused
+        with truncate=False."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        return self.embed_tokens([self.tokenize(t, add_bos=True) for t in items], normalize=normalize,
+                                 truncate=truncate, pooling=pooling)
+
+    def embed_tokens(self, seqs: Sequence[Sequence[int]], *, normalize: bool = True, truncate: bool = True,
+                     pooling: str | None = None) -> np.ndarray:
+        """embed() for token id sequences (each with its special tokens already)."""
+        seqs = [[int(t) for t in ids] for ids in seqs]
+        if not seqs:
+            return np.zeros((0, self.args.n_embd), dtype=np.float32)
+        for ids in seqs:
+            if not ids:
+                raise HogarError("cannot embed an empty token sequence")
+            self._prompt_ids(ids)  # the ids' range
+        if not self.is_embedding:
+            self._require_fits_all(seqs)
+            return torch.stack([self.engine.embed(ids, 0) for ids in seqs]).numpy()
+        limit = self.args.n_ctx_train
+        for i, ids in enumerate(seqs):
+            if len(ids) > limit:
+                if not truncate:
+                    raise ContextOverflowError(f"input {i} is {len(ids)} tokens; the model takes at most {limit}")
+                seqs[i] = ids[: limit - 1] + ids[-1:]
+        pooled = []
+        with torch.inference_mode():
+            for batch in _token_batches(seqs, EMBED_BATCH_TOKENS):
+                out = self.arch.embed(self.args, self.weights, batch, pooling)
+                if isinstance(out, list):
+                    raise HogarError("this model's pooling is 'none' (one vector per token); pass pooling='mean', "
+                                     "'cls' or 'last'")
+                pooled.append(out)
+        vecs = torch.cat(pooled)
+        return (hogar.models.bert.normalize(vecs) if normalize else vecs).numpy()
+
+    def _require_fits_all(self, seqs: Sequence[Sequence[int]]) -> None:
+        for ids in seqs:
+            self.engine.check_fits(len(ids) - 1)
+
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """float32 [len(ids), n_vocab]: one forward pass from an empty cache."""
+        self._require_generative()
         if not ids:
             raise HogarError("logits() needs at least one token")
         return self.engine.logits_all(list(ids)).cpu().numpy()
@@ -156,6 +215,7 @@ class Model:
     def generate(
         self, prompt: str | Sequence[int], *, stream: bool = False, **sampling: Any
     ) -> Completion | Iterator[Chunk]:
+        self._require_generative()
         ids = self._prompt_ids(prompt)
         if not ids:
             raise HogarError("the prompt is empty; give some text or token ids")
@@ -166,6 +226,7 @@ class Model:
 
     def chat_ids(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
         """The tokens of a conversation rendered by the chat template, ready for the assistant's reply."""
+        self._require_generative()
         text = self.chat_template.render(messages, add_generation_prompt=True)
         return self.tokenize(
             text, add_bos=not text.startswith(self._token_text(self.tokenizer.bos_id) or "\0"), parse_special=True
@@ -194,6 +255,7 @@ class Model:
     def chat(
         self, messages: Sequence[Mapping[str, Any]], *, stream: bool = False, **sampling: Any
     ) -> Completion | Iterator[Chunk]:
+        self._require_generative()
         params = sampling_params(**sampling)
         reserve = params.max_tokens if params.max_tokens > 0 else min(256, self.n_ctx // 4)
         ids, _ = self.chat_prompt(messages, reserve=reserve)
@@ -203,6 +265,7 @@ class Model:
     def perplexity(self, text: str, n_ctx: int = 512) -> Perplexity:
         """llama-perplexity's method: windows of n_ctx tokens (the first set to BOS when the model adds one), scoring
         the second half of each window."""
+        self._require_generative()
         tokens = self.tokenize(text, add_bos=True)
         if n_ctx > self.n_ctx:
             raise ContextOverflowError(f"perplexity window {n_ctx} is larger than the context {self.n_ctx}; raise -c")
@@ -228,6 +291,20 @@ class Model:
         var = nll2 / count - mean * mean
         err = math.sqrt(var / (count - 1)) * math.exp(mean) if var > 0 and count > 1 else 0.0
         return Perplexity(math.exp(mean), err, running, n_ctx, count)
+
+
+def _token_batches(seqs: list[list[int]], budget: int) -> Iterator[list[list[int]]]:
+    """Consecutive groups of sequences of at most `budget` tokens in all (one sequence alone if longer)."""
+    batch: list[list[int]] = []
+    n = 0
+    for ids in seqs:
+        if batch and n + len(ids) > budget:
+            yield batch
+            batch, n = [], 0
+        batch.append(ids)
+        n += len(ids)
+    if batch:
+        yield batch
 
 
 def _last(chunks: Iterator[Chunk]) -> Completion:

@@ -1,4 +1,4 @@
-"""`hogar` command line: run | chat | info | tokenize | perplexity | bench | serve | quantize | convert | list.
+"""`hogar` command line: run | chat | info | tokenize | embed | perplexity | bench | serve | quantize | convert | list.
 Thin: parsing and printing only."""
 
 from __future__ import annotations
@@ -167,6 +167,29 @@ def cmd_tokenize(a: argparse.Namespace) -> int:
     for i in ids:
         piece = tok.token_to_piece(i, render_special=True).decode("utf-8", errors="replace")
         print(f"{i:>7} -> {piece!r}")
+    return 0
+
+
+def cmd_embed(a: argparse.Namespace) -> int:
+    texts = list(a.text) if a.text else [line for line in _read_stdin().splitlines() if line.strip()]
+    if not texts:
+        raise HogarError("no text: give one or more TEXT arguments, or lines on stdin")
+    model = _load(a)
+    vecs = model.embed(texts, normalize=not a.no_normalize, pooling=a.pooling)
+    if a.json:
+        print(json.dumps({"model": model.path.name.removesuffix(".gguf"), "dim": int(vecs.shape[1]),
+                          "data": [{"index": i, "text": t, "embedding": [float(x) for x in v]}
+                                   for i, (t, v) in enumerate(zip(texts, vecs, strict=True))]},
+                         ensure_ascii=False))
+        return 0
+    for v in vecs:
+        print(" ".join(f"{x:.6f}" for x in v))
+    if a.similarity and len(texts) > 1:
+        norms = (vecs * vecs).sum(1) ** 0.5
+        cos = (vecs @ vecs.T) / (norms[:, None] * norms[None, :])
+        print("cosine similarity:", file=sys.stderr)
+        for row in cos:
+            print(" ".join(f"{x:7.4f}" for x in row), file=sys.stderr)
     return 0
 
 
@@ -447,6 +470,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-bos", action="store_true", help="do not add BOS/EOS even where the model asks for them")
     t.add_argument("--parse-special", action="store_true", help="turn special-token text into special tokens")
     t.set_defaults(func=cmd_tokenize)
+
+    em = sub.add_parser("embed", help="embeddings of texts (an embedding model such as all-minilm-l6-v2), one line "
+                                      "of numbers per text")
+    em.add_argument("model", help="a .gguf path or a model name, e.g. all-minilm-l6-v2")
+    em.add_argument("text", nargs="*", help="texts to embed (default: the lines of stdin)")
+    em.add_argument("-m", "--model", dest="model_opt", default=None, help=argparse.SUPPRESS)
+    em.add_argument("-t", "--threads", type=int, default=None, help="threads (default: physical cores)")
+    em.add_argument("--json", action="store_true", help="one JSON object: model, dim and each text's embedding")
+    em.add_argument("--no-normalize", action="store_true", help="do not scale the embeddings to unit length")
+    em.add_argument("--pooling", choices=("mean", "cls", "last"), default=None,
+                    help="override the file's pooling type")
+    em.add_argument("--similarity", action="store_true", help="also print the cosine similarity matrix (stderr)")
+    em.set_defaults(func=cmd_embed, n_ctx=None, device="cpu", n_gpu_layers=None)
 
     q = sub.add_parser("perplexity", help="perplexity of a text file, as llama-perplexity computes it")
     _model_flags(q)

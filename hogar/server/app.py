@@ -10,6 +10,7 @@ import base64
 import contextlib
 import hmac
 import json
+import threading
 import time
 import uuid
 from collections import Counter
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from hogar.api import sampling_params
 from hogar.engine.json_constraint import JsonConstraint
+from hogar.errors import HogarError
 from hogar.server.scheduler import Job, Scheduler
 from hogar.server.schemas import (
     ChatRequest,
@@ -118,6 +120,7 @@ class Server:
         self.names = {self.model_id, Path(model.path).name, str(model.path)} | ({name} if name else set())
         self.api_key, self.max_body = api_key, max_body
         self.scheduler = Scheduler(model, n_slots)
+        self._embed_lock = threading.Lock()  # an embedding model's forward passes, one at a time
         self.http = Counter()
         self.created = int(time.time())
         self.app = self._build(cors or [])
@@ -288,7 +291,8 @@ class Server:
         return {"object": "list", "data": [{
             "id": self.model_id, "object": "model", "created": self.created, "owned_by": "hogar",
             "meta": {"n_ctx": self.model.n_ctx, "n_ctx_train": self.model.args.n_ctx_train,
-                     "n_vocab": self.model.n_vocab, "architecture": meta.get("general.architecture")},
+                     "n_vocab": self.model.n_vocab, "architecture": meta.get("general.architecture"),
+                     "embedding": bool(getattr(self.model, "is_embedding", False))},
         }]}
 
     async def metrics(self) -> PlainTextResponse:
@@ -327,11 +331,50 @@ class Server:
                            param="tokens")
         return {"content": self.model.detokenize(req.tokens)}
 
+    def _require_generative(self) -> None:
+        if getattr(self.model, "is_embedding", False):
+            raise ApiError(400, f"{self.model_id} is an embedding model: it cannot generate text; use /v1/embeddings",
+                           code="model_not_generative")
+
+    def _encoding(self, vec: Any, encoding_format: str | None) -> Any:
+        if encoding_format == "base64":
+            return base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
+        return [float(x) for x in vec]
+
+    async def _embed_batch(self, inputs: list, encoding_format: str | None) -> dict:
+        """An embedding model: every input in one forward pass (packed), pooled as the file says, normalized."""
+        seqs = []
+        for item in inputs:
+            ids = self.model.tokenize(item, add_bos=True) if isinstance(item, str) else list(item)
+            self._prompt_ids(ids)  # range check
+            if not ids:
+                raise ApiError(400, "an input is empty", param="input")
+            if len(ids) > self.model.args.n_ctx_train:
+                raise ApiError(400, f"an input is {len(ids)} tokens but the model takes at most "
+                                    f"{self.model.args.n_ctx_train}; shorten it", code="context_length_exceeded")
+            seqs.append(ids)
+
+        def run() -> np.ndarray:
+            with self._embed_lock:
+                return self.model.embed_tokens(seqs, truncate=False)
+
+        try:
+            vecs = await asyncio.to_thread(run)
+        except HogarError as e:
+            raise ApiError(400, str(e)) from None
+        data = [{"object": "embedding", "index": i, "embedding": self._encoding(v, encoding_format)}
+                for i, v in enumerate(vecs)]
+        total = sum(len(s) for s in seqs)
+        return {"object": "list", "data": data, "model": self.model_id,
+                "usage": {"prompt_tokens": total, "total_tokens": total}}
+
     async def embeddings(self, request: Request) -> dict:
         req = await self._parse(request, EmbeddingRequest)
         inputs = req.input
         if isinstance(inputs, str) or (inputs and all(isinstance(t, int) for t in inputs)):
             inputs = [inputs]
+        if getattr(self.model, "is_embedding", False):
+            return await self._embed_batch(list(inputs), req.encoding_format)
         data, total = [], 0
         for i, item in enumerate(inputs):
             ids = self.model.tokenize(item, add_bos=True) if isinstance(item, str) else list(item)
@@ -352,6 +395,7 @@ class Server:
 
     async def chat(self, request: Request) -> Response:
         req: ChatRequest = await self._parse(request, ChatRequest)
+        self._require_generative()
         try:
             messages = validate_messages([m.model_dump(exclude_none=True) for m in req.messages])
             ids = self.model.chat_ids(messages)
@@ -403,6 +447,7 @@ class Server:
 
     async def completions(self, request: Request) -> Response:
         req: CompletionRequest = await self._parse(request, CompletionRequest)
+        self._require_generative()
         prompts = self._prompt_ids(req.prompt)
         if len(prompts) * req.n > 16:
             raise ApiError(400, "at most 16 completions per request (prompts x n)", param="n")

@@ -14,19 +14,25 @@ from hogar.tokenizer.bpe import BPE
 from hogar.tokenizer.spm import SPM
 from hogar.tokenizer.stream import StreamDecoder
 from hogar.tokenizer.vocab import CONTROL, UNKNOWN, Vocab, detokenize_bytes, load_vocab, partition
+from hogar.tokenizer.wpm import WPM, normalizer_options
 
 __all__ = ["StreamDecoder", "Tokenizer"]
 
 
 class Tokenizer:
-    def __init__(self, vocab: Vocab) -> None:
+    def __init__(self, vocab: Vocab, wpm_options: tuple[bool, bool] = (True, True)) -> None:
+        """wpm_options: WordPiece's (lowercase, strip_accents), for `bert` vocabularies."""
         self.vocab = vocab
-        self._impl: BPE | SPM = BPE(vocab) if vocab.model == "bpe" else SPM(vocab)
+        self._impl: BPE | SPM | WPM
+        if vocab.model == "wpm":
+            self._impl = WPM(vocab, *wpm_options)
+        else:
+            self._impl = BPE(vocab) if vocab.model == "bpe" else SPM(vocab)
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any]) -> Tokenizer:
         """Build from GGUF metadata; UnsupportedModelError for a tokenizer model or pre-tokenizer llama.cpp lacks."""
-        return cls(load_vocab(meta))
+        return cls(load_vocab(meta), normalizer_options(meta))
 
     @property
     def n_vocab(self) -> int:
@@ -72,6 +78,8 @@ class Tokenizer:
         vocab = self.vocab
         out: list[int] = []
         fragments = partition(vocab, text, parse_special)
+        if vocab.model == "wpm":
+            return self._encode_wpm(fragments, add_special)
         if add_special and vocab.add_bos:
             if self.bos_id is None:
                 raise ValueError("the model asks for a BOS token but its vocabulary has none")
@@ -97,6 +105,22 @@ class Tokenizer:
             if self.eos_id is None:
                 raise ValueError("the model asks for an EOS token but its vocabulary has none")
             out.append(self.eos_id)
+        return out
+
+    def _encode_wpm(self, fragments: list[str | int], add_special: bool) -> list[int]:
+        """llama.cpp's WPM case: [CLS] (the BOS id) and [SEP] around the text whenever add_special, whatever the
+        vocabulary's add_bos/add_eos flags say."""
+        ids = self.vocab.ids
+        if add_special and (ids.get("bos") is None or ids.get("sep") is None):
+            raise ValueError("the WordPiece vocabulary lacks its [CLS] or [SEP] token")
+        out: list[int] = [ids["bos"]] if add_special else []  # type: ignore[list-item]
+        for frag in fragments:
+            if isinstance(frag, int):
+                out.append(frag)
+            else:
+                self._impl.tokenize(frag, out)
+        if add_special:
+            out.append(ids["sep"])  # type: ignore[arg-type]
         return out
 
     def decode(self, ids: Sequence[int], *, render_special: bool = False) -> str:

@@ -47,7 +47,7 @@ _DEPRECATED = {"prefix": "fim_pre", "suffix": "fim_suf", "middle": "fim_mid"}
 
 @dataclass
 class Vocab:
-    model: str  # "spm" or "bpe"
+    model: str  # "spm", "bpe" or "wpm"
     pre: PreType | None
     tokens: list[str]
     token_to_id: dict[str, int]
@@ -152,9 +152,13 @@ def load_vocab(meta: Mapping[str, Any]) -> Vocab:
         ignore_merges, add_bos = pre.ignore_merges, bool(pre.add_bos)
         if pre.no_bos:
             ids["bos"] = None
+    elif model == "bert":  # WordPiece (hogar.tokenizer.wpm); llama.cpp's defaults are BERT's vocab.txt ids
+        kind = "wpm"
+        ids = {"bos": 101, "unk": 100, "sep": 102, "pad": 0, "mask": 103}
+        add_space_prefix, clean_spaces, add_bos, escape_ws, ignore_merges = False, True, True, True, False
     else:
         raise UnsupportedModelError(
-            f"unsupported tokenizer model {model!r} (tokenizer.ggml.model); hogar runs gpt2 and llama"
+            f"unsupported tokenizer model {model!r} (tokenizer.ggml.model); hogar runs gpt2, llama and bert"
         )
     add_space_prefix = _meta_bool(meta, "tokenizer.ggml.add_space_prefix", add_space_prefix)
 
