@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from hogar.models.base import Args, register
+from hogar.models.gpt2 import Gpt2
 from hogar.models.mpt import Mpt
 
 ALIBI_MAX_BIAS = 8.0  # llama.cpp's hparams.f_max_alibi_bias for bloom ("TODO: become GGUF KV parameter")
@@ -31,9 +32,7 @@ class Bloom(Mpt):
         return [f"blk.{il}.attn_qkv.weight", f"blk.{il}.attn_qkv.bias"], []
 
     def layer_tensors(self, il: int) -> list[str]:
-        names = ["attn_norm.weight", "attn_norm.bias", "attn_output.weight", "attn_output.bias", "ffn_norm.weight",
-                 "ffn_norm.bias", "ffn_up.weight", "ffn_up.bias", "ffn_down.weight", "ffn_down.bias"]
-        return [f"blk.{il}.{n}" for n in names]
+        return Gpt2.layer_tensors(self, il)  # every bias required, as gpt2 (mpt makes them optional)
 
     def layer_optional(self, il: int) -> list[str]:
         return []
