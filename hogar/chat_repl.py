@@ -4,7 +4,7 @@ Reads stdin line by line when it is not a terminal, so `printf 'question\\n/exit
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hogar.errors import HogarError
@@ -24,8 +24,10 @@ class ChatSession:
         sampling: dict[str, Any],
         reverse_prompts: list[str],
         verbose: bool = False,
+        retrieve: Callable[[str], list[Any]] | None = None,
     ) -> None:
         self.model, self.system, self.sampling = model, system, dict(sampling)
+        self.retrieve = retrieve  # `--docs`: the passages for each question, given to the model with that turn only
         if reverse_prompts:
             self.sampling["stop"] = tuple(reverse_prompts)
         self.history: list[dict[str, str]] = []
@@ -103,8 +105,15 @@ class ChatSession:
     def reply(self, text: str) -> None:
         self.history.append({"role": "user", "content": text})
         parts: list[str] = []
+        hits: list[Any] = []
         try:
-            ids, dropped = self.model.chat_prompt(self.messages(), reserve=self._reserve())
+            messages = self.messages()
+            if self.retrieve is not None:
+                from hogar.docs.answer import grounded_messages
+
+                hits = self.retrieve(text)
+                messages = grounded_messages(messages, hits)
+            ids, dropped = self.model.chat_prompt(messages, reserve=self._reserve())
             if dropped:
                 self.history = self.history[2 * dropped :] if len(self.history) > 2 * dropped else self.history[-1:]
                 print(f"(context full: the oldest {dropped} exchange(s) were dropped)", file=sys.stderr)
@@ -128,6 +137,15 @@ class ChatSession:
         self.out.write("\n")
         self.out.flush()
         self.history.append({"role": "assistant", "content": "".join(parts)})
+        if hits:
+            self._print_sources(hits, "".join(parts))
+
+    def _print_sources(self, hits: list[Any], answer: str) -> None:
+        from hogar.docs.answer import cited, where
+
+        used = cited(answer, len(hits))
+        for i, h in enumerate(hits, 1):
+            print(f"{'*' if i in used else ' '}[{i}] {h.chunk.source} ({where(h)})", file=sys.stderr)
 
     def _params(self):
         from hogar.api import sampling_params
