@@ -54,8 +54,8 @@ class Store(Protocol):
 
     def keyword_search(self, query: str, k: int, collections: Sequence[str] | None = None
                        ) -> list[tuple[int, float]]:
-        """FTS5 BM25 over any of the query's words (the query is plain text, never FTS5 syntax); score = -bm25, so
-        higher is better, best first."""
+        """FTS5 BM25 over any of the query's words (the query is plain text, never FTS5 syntax; common English stop
+        words are left out unless there is nothing else); score = -bm25, so higher is better, best first."""
         ...
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]: ...
