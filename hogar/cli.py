@@ -1,4 +1,5 @@
-"""`hogar` command line: run | chat | info | tokenize | embed | perplexity | bench | serve | quantize | convert | list.
+"""`hogar` command line: run | chat | info | tokenize | embed | perplexity | bench | serve | quantize | convert | list |
+docs.
 Thin: parsing and printing only."""
 
 from __future__ import annotations
@@ -130,9 +131,17 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_chat(a: argparse.Namespace) -> int:
     from hogar.chat_repl import ChatSession
 
+    retrieve = None
+    if a.docs:
+        from hogar.docs.library import DocLibrary
+
+        lib = DocLibrary(a.library)
+        lib.collection_name(a.docs)  # an unknown collection is an error now, not at the first turn
+        retrieve = lambda text: lib.search(text, k=a.docs_k, collections=[a.docs])  # noqa: E731
     model = _load(a)
     session = ChatSession(
-        model, system=a.system, sampling=_sampling(a), reverse_prompts=a.reverse_prompt or [], verbose=a.verbose
+        model, system=a.system, sampling=_sampling(a), reverse_prompts=a.reverse_prompt or [], verbose=a.verbose,
+        retrieve=retrieve,
     )
     first = a.prompt if a.prompt and not a.interactive_first else None
     return session.run(first_message=first)
@@ -264,12 +273,19 @@ def cmd_serve(a: argparse.Namespace) -> int:
     except OSError as e:
         raise HogarError(f"cannot listen on {a.host}:{a.port} ({e.strerror or e}); check --host, or choose "
                          "another --port") from None
+    from hogar.server.docs_api import DocsApi, parse_size
+
+    try:
+        max_upload = parse_size(a.max_upload)
+    except ValueError as e:
+        raise HogarError(f"--max-upload: {e}") from None
+    docs = DocsApi(a.library, embed_model=a.embed_model, max_upload=max_upload)  # opened on the first request
     if not (a.model_opt or a.model):  # the whole library, each model loaded when a request names it
         from hogar.server.library import LibraryServer
 
         lib = LibraryServer(n_slots=a.parallel, n_ctx=a.n_ctx, threads=a.threads, api_key=api_key,
                             cors=[o.strip() for o in a.cors.split(",") if o.strip()] if a.cors else None,
-                            max_body=a.max_body, max_models=a.max_models, keep_alive=a.keep_alive)
+                            max_body=a.max_body, max_models=a.max_models, keep_alive=a.keep_alive, docs=docs)
         shown = f"[{a.host}]" if ":" in a.host else a.host
         print(f"hogar: serving the models of `hogar list` on http://{shown}:{a.port}/v1, each loaded when a request "
               f"names it (at most {a.max_models} at once); chat page: http://{shown}:{a.port}/", file=sys.stderr,
@@ -279,7 +295,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     model = _load(a)
     server = Server(model, name=a.model_opt or a.model, n_slots=a.parallel, api_key=api_key,
                     cors=[o.strip() for o in a.cors.split(",") if o.strip()] if a.cors else None,
-                    max_body=a.max_body)
+                    max_body=a.max_body, docs=docs)
     shown = f"[{a.host}]" if ":" in a.host else a.host
     print(f"hogar: serving {server.model_id} on http://{shown}:{a.port}/v1 ({a.parallel} slots, context "
           f"{model.n_ctx} each); chat page: http://{shown}:{a.port}/", file=sys.stderr, flush=True)
@@ -453,6 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--interactive-first", action="store_true", help="wait for input before sending -p")
     c.add_argument("-r", "--reverse-prompt", action="append", help="stop the reply at this text (repeatable)")
     c.add_argument("-v", "--verbose", action="store_true", help="print prompt size and speed after each reply")
+    c.add_argument("--docs", metavar="COLLECTION", default=None,
+                   help="answer from this document collection (`hogar docs add`): passages retrieved every turn")
+    c.add_argument("--docs-k", type=int, default=5, help="passages per turn with --docs (default 5)")
+    c.add_argument("--library", default=None, help="the document library folder (with --docs)")
     _sampling_flags(c)
     c.set_defaults(func=cmd_chat)
 
@@ -506,6 +526,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("-np", "--parallel", type=int, default=4, help="requests served at once (slots, default 4)")
     sv.add_argument("--cors", default=None, help="comma-separated origins allowed to call from a browser")
     sv.add_argument("--max-body", type=int, default=8 << 20, help="largest request body in bytes (default 8 MiB)")
+    sv.add_argument("--library", default=None, metavar="DIR", help="the document library behind /v1/files, "
+                    "/v1/vector_stores and file_search (default: $HOGAR_DOCS or ~/.local/share/hogar/docs)")
+    sv.add_argument("--embed-model", default=None, metavar="M",
+                    help="embedding model for documents (default: the library's, else all-minilm-l6-v2)")
+    sv.add_argument("--max-upload", default="64M", metavar="BYTES",
+                    help="largest file uploaded to /v1/files, in bytes or with k, M, G (default 64M)")
     lib = sv.add_argument_group("without a model: every model of `hogar list`, loaded when a request names it")
     lib.add_argument("--max-models", type=int, default=2, help="models loaded at once (default 2)")
     lib.add_argument("--keep-alive", type=float, default=300.0,
@@ -562,6 +588,10 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="a pulled model's manifest and what its file holds")
     sh.add_argument("name")
     sh.set_defaults(func=cmd_show)
+
+    from hogar import cli_docs
+
+    cli_docs.add_parser(sub)
     return p
 
 

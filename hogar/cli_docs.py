@@ -43,10 +43,11 @@ def cmd_add(a: argparse.Namespace) -> int:
         r = lib.add(a.paths, a.collection, progress=_progress())
     for path, reason in r.failed:
         print(f"hogar: skipped {path}: {reason}", file=sys.stderr)
-    rate = f", {r.pages / r.seconds:.1f} pages/s, {r.chunks / r.seconds:.1f} chunks/s" if r.seconds and r.chunks else ""
+    pages = f" ({r.pages} pages)" if r.pages else ""
+    rate = f", {r.chunks / r.seconds:.1f} chunks/s" if r.seconds and r.chunks else ""
     print(f"{a.collection}: {len(r.added)} added, {len(r.updated)} updated, {len(r.unchanged)} unchanged, "
-          f"{len(r.removed)} removed, {len(r.failed)} failed; {r.chunks} chunks from {r.bytes / 1e6:.1f} MB in "
-          f"{r.seconds:.1f} s{rate}", file=sys.stderr)
+          f"{len(r.removed)} removed, {len(r.failed)} failed; {r.chunks} chunks from {r.bytes / 1e6:.1f} MB{pages} "
+          f"in {r.seconds:.1f} s{rate}", file=sys.stderr)
     return 1 if r.failed and not (r.added or r.updated or r.unchanged) else 0
 
 

@@ -13,6 +13,11 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The joined Gemma file lives beside the venv, never in the user's models folder.
 os.environ.setdefault("HOGAR_MODELS", str(REPO / ".venv" / "models"))
+# A server or command started without --library never touches the user's document library.
+if "HOGAR_DOCS" not in os.environ:
+    import tempfile
+
+    os.environ["HOGAR_DOCS"] = tempfile.mkdtemp(prefix="hogar-docs-tests-")
 
 
 @pytest.fixture(scope="session")

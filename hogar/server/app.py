@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 
 from hogar.api import sampling_params
+from hogar.docs.answer import grounded_messages, query_of
 from hogar.engine.json_constraint import JsonConstraint
 from hogar.errors import HogarError
 from hogar.server.scheduler import Job, Scheduler
@@ -37,6 +38,10 @@ from hogar.server.schemas import (
     TokenizeRequest,
 )
 from hogar.tokenizer.chat import validate_messages
+
+if TYPE_CHECKING:
+    from hogar.docs.types import Hit
+    from hogar.server.docs_api import DocsApi
 
 MAX_BODY = 8 << 20
 WEBUI = Path(__file__).parent / "webui"
@@ -93,9 +98,11 @@ class _Guard:
                 error = ApiError(401, "invalid or missing API key: send Authorization: Bearer <key>",
                                  "authentication_error", code="invalid_api_key")
         length = headers.get("content-length")
-        if error is None and length is not None and (not length.isdigit() or int(length) > srv.max_body):
-            error = ApiError(413, f"the request body is over the limit of {srv.max_body} bytes",
-                             code="request_too_large")
+        upload = scope["path"] == "/v1/files" and scope["method"] == "POST" and srv.docs is not None
+        limit = srv.docs.upload_limit if upload else srv.max_body
+        if error is None and length is not None and (not length.isdigit() or int(length) > limit):
+            error = srv.docs.too_large() if upload else ApiError(
+                413, f"the request body is over the limit of {srv.max_body} bytes", code="request_too_large")
         if error is not None:
             srv.http[error.status] += 1
             return await error.response()(scope, receive, send)
@@ -114,11 +121,14 @@ class _Guard:
 
 class Server:
     def __init__(self, model: Any, *, name: str | None = None, n_slots: int = 4, api_key: str | None = None,
-                 cors: list[str] | None = None, max_body: int = MAX_BODY) -> None:
+                 cors: list[str] | None = None, max_body: int = MAX_BODY, docs: DocsApi | None = None) -> None:
+        from hogar.server.docs_api import DocsApi
+
         self.model = model
         self.model_id = Path(model.path).name.removesuffix(".gguf")
         self.names = {self.model_id, Path(model.path).name, str(model.path)} | ({name} if name else set())
         self.api_key, self.max_body = api_key, max_body
+        self.docs = docs if docs is not None else DocsApi()  # opens the library on the first documents request
         self.scheduler = Scheduler(model, n_slots)
         self._embed_lock = threading.Lock()  # an embedding model's forward passes, one at a time
         self.http = Counter()
@@ -130,8 +140,10 @@ class Server:
     def _build(self, cors: list[str]) -> FastAPI:
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.docs.start()
             yield
             self.scheduler.close()
+            self.docs.close()
 
         app = FastAPI(title="hogar", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
         if cors:
@@ -164,6 +176,7 @@ class Server:
         app.add_api_route("/v1/embeddings", self.embeddings, methods=["POST"])
         app.add_api_route("/tokenize", self.tokenize, methods=["POST"])
         app.add_api_route("/detokenize", self.detokenize, methods=["POST"])
+        self.docs.mount(app)
         app.add_api_route("/", self.page, methods=["GET", "HEAD"])
         app.mount("/ui", StaticFiles(directory=WEBUI), name="ui")
 
@@ -396,12 +409,17 @@ class Server:
     async def chat(self, request: Request) -> Response:
         req: ChatRequest = await self._parse(request, ChatRequest)
         self._require_generative()
+        max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         try:
             messages = validate_messages([m.model_dump(exclude_none=True) for m in req.messages])
-            ids = self.model.chat_ids(messages)
         except ValueError as e:
             raise ApiError(400, str(e), param="messages") from None
-        max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        found = await self.docs.file_search(req.tools, query_of(messages)) if req.tools else None
+        try:
+            ids, hits = self._grounded_ids(messages, found[0] if found else [], max_tokens)
+        except ValueError as e:
+            raise ApiError(400, str(e), param="messages") from None
+        sources = self.docs.sources(hits, found[1]) if found is not None else None
         top = (req.top_logprobs or 0) if req.logprobs else None
         json_mode = req.response_format is not None and req.response_format.type != "text"
         queue: asyncio.Queue = asyncio.Queue()
@@ -411,10 +429,11 @@ class Server:
         events = self._events(request, jobs, queue)
         if req.stream:
             usage_wanted = bool(req.stream_options and req.stream_options.include_usage)
-            return self._sse(self._chat_stream(events, head, req.n, usage_wanted, top is not None))
+            return self._sse(self._chat_stream(events, head, req.n, usage_wanted, top is not None, sources))
         texts, lps, finish, completion = await self._collect(events, len(jobs))
         prompt_tokens = len(ids)
-        return JSONResponse({**head, "object": "chat.completion", "choices": [
+        extra = {"sources": sources} if sources is not None else {}
+        return JSONResponse({**head, "object": "chat.completion", **extra, "choices": [
             {"index": i, "message": {"role": "assistant", "content": texts[i]},
              "logprobs": {"content": [self._chat_logprob(lp) for lp in lps[i]]} if top is not None else None,
              "finish_reason": finish[i]}
@@ -422,12 +441,24 @@ class Server:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
                       "total_tokens": prompt_tokens + completion}})
 
+    def _grounded_ids(self, messages: list[dict], hits: list[Hit], max_tokens: int | None
+                      ) -> tuple[list[int], list[Hit]]:
+        """The chat's prompt with the file_search passages put before the question; the last passages are dropped
+        until the prompt leaves room for the answer (max_tokens, at most a quarter of the context)."""
+        room = min(max_tokens if max_tokens is not None else 256, self.model.n_ctx // 4)
+        while True:
+            ids = self.model.chat_ids(grounded_messages(messages, hits) if hits else messages)
+            if not hits or len(ids) + room <= self.model.n_ctx:
+                return ids, hits
+            hits = hits[:-1]
+
     async def _chat_stream(self, events: AsyncIterator[tuple], head: dict, n: int, usage_wanted: bool,
-                           logprobs: bool) -> AsyncIterator[dict]:
+                           logprobs: bool, sources: list[dict] | None = None) -> AsyncIterator[dict]:
         chunk = {**head, "object": "chat.completion.chunk"}
         for i in range(n):
-            yield {**chunk, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                                         "finish_reason": None}]}
+            first = {"sources": sources} if sources is not None and i == 0 else {}
+            yield {**chunk, **first, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
+                                                  "logprobs": None, "finish_reason": None}]}
         prompt_tokens = completion = 0
         async for i, ev in events:
             if ev[0] == "token":

@@ -17,7 +17,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, StreamingResponse
@@ -26,6 +26,9 @@ from fastapi.staticfiles import StaticFiles
 from hogar.errors import HogarError
 from hogar.hub.fit import DoesNotFitError
 from hogar.server.app import MAX_BODY, WEBUI, ApiError, Server, _Guard
+
+if TYPE_CHECKING:
+    from hogar.server.docs_api import DocsApi
 
 _COUNTERS = ("requests", "cancelled", "prompt_tokens", "prompt_tokens_cached", "generated_tokens", "prompt_seconds",
              "decode_seconds")
@@ -43,7 +46,9 @@ def _sse(obj: dict) -> bytes:
 class LibraryServer:
     def __init__(self, *, n_slots: int = 4, n_ctx: int | None = None, threads: int | None = None,
                  api_key: str | None = None, cors: list[str] | None = None, max_body: int = MAX_BODY,
-                 max_models: int = 2, keep_alive: float = 300.0) -> None:
+                 max_models: int = 2, keep_alive: float = 300.0, docs: DocsApi | None = None) -> None:
+        from hogar.server.docs_api import DocsApi
+
         self.n_slots, self.n_ctx, self.threads = n_slots, n_ctx, threads
         self.api_key, self.max_body, self.max_models, self.keep_alive = api_key, max_body, max_models, keep_alive
         self.http: Counter = Counter()
@@ -55,6 +60,7 @@ class LibraryServer:
         self._retired: Counter = Counter()
         self._meta: dict[tuple[Path, float], dict[str, Any]] = {}
         self.created = int(time.time())
+        self.docs = docs if docs is not None else DocsApi()  # shared by every model's Server (file_search)
         self._fastapi = self._build(cors or [])
         self.app = _Guard(self._route, server=self)
 
@@ -81,7 +87,7 @@ class LibraryServer:
         from hogar.api import load
 
         model = load(path, n_ctx=self.n_ctx, threads=self.threads)
-        return Server(model, name=alias, n_slots=self.n_slots, max_body=self.max_body)
+        return Server(model, name=alias, n_slots=self.n_slots, max_body=self.max_body, docs=self.docs)
 
     def _unload(self, path: Path) -> None:
         server = self.loaded.pop(path, None)
@@ -177,10 +183,12 @@ class LibraryServer:
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             task = asyncio.create_task(self._expire())
+            await self.docs.start()
             yield
             task.cancel()
             for path in list(self.loaded):
                 self._unload(path)
+            self.docs.close()
 
         app = FastAPI(title="hogar", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
         if cors:
@@ -192,12 +200,21 @@ class LibraryServer:
         async def api_error(_: Any, e: ApiError) -> Any:
             return e.response()
 
+        @app.exception_handler(404)
+        async def not_found(request: Request, _: Exception) -> Any:
+            return ApiError(404, f"no such endpoint: {request.method} {request.url.path}", code="not_found").response()
+
+        @app.exception_handler(Exception)
+        async def internal(_: Any, e: Exception) -> Any:
+            return ApiError(500, f"internal error: {type(e).__name__}: {e}", "server_error").response()
+
         app.add_api_route("/health", self.health, methods=["GET"])
         app.add_api_route("/v1/health", self.health, methods=["GET"])
         app.add_api_route("/v1/models", self.models, methods=["GET"])
         app.add_api_route("/metrics", self.metrics, methods=["GET"])
         app.add_api_route("/v1/pull", self.pull, methods=["POST"])
         app.add_api_route("/v1/models/{name:path}", self.delete, methods=["DELETE"])
+        self.docs.mount(app)
         app.add_api_route("/", self.page, methods=["GET", "HEAD"])
         app.mount("/ui", StaticFiles(directory=WEBUI), name="ui")
         return app

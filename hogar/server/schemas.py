@@ -85,6 +85,7 @@ class ChatRequest(Sampling):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: ResponseFormat | None = None
+    tools: list[dict[str, Any]] | None = None  # only {"type": "file_search", ...} is acted on (hogar.server.docs_api)
 
 
 class CompletionRequest(Sampling):
@@ -108,3 +109,46 @@ class TokenizeRequest(_Body):
 
 class DetokenizeRequest(_Body):
     tokens: list[int]
+
+
+# ---- the documents API (OpenAI Files and Vector Stores) ---------------------------------------------------------
+
+class VectorStoreCreate(_Body):
+    name: str | None = Field(default=None, max_length=256)
+    file_ids: list[str] | None = None
+    metadata: dict[str, str] | None = None
+    chunking_strategy: dict[str, Any] | None = None  # accepted; hogar chunks by its own rule
+    expires_after: dict[str, Any] | None = None  # accepted; hogar's stores do not expire
+
+
+class VectorStoreUpdate(_Body):
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    metadata: dict[str, str] | None = None
+    expires_after: dict[str, Any] | None = None
+
+
+class VectorStoreFileCreate(_Body):
+    file_id: str
+    attributes: dict[str, Any] | None = None
+    chunking_strategy: dict[str, Any] | None = None
+
+
+class FileBatchCreate(_Body):
+    file_ids: list[str] | None = None
+    files: list[VectorStoreFileCreate] | None = None
+    attributes: dict[str, Any] | None = None
+    chunking_strategy: dict[str, Any] | None = None
+
+
+class RankingOptions(_Body):
+    ranker: str | None = None
+    score_threshold: float | None = Field(default=None, ge=0.0)
+
+
+class VectorStoreSearch(_Body):
+    query: str | list[str]
+    max_num_results: int = Field(default=10, ge=1, le=50)
+    rewrite_query: bool = False  # accepted; the query is searched as given
+    filters: dict[str, Any] | None = None  # accepted and ignored
+    ranking_options: RankingOptions | None = None
+    mode: Literal["hybrid", "vector", "keyword"] = "hybrid"  # hogar's extra

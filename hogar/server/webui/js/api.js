@@ -1,13 +1,21 @@
-// A small client of the OpenAI-compatible API: /models and streamed /chat/completions (server-sent events).
+// A small client of the OpenAI-compatible API: /models, streamed /chat/completions (server-sent events), and the
+// Files and Vector Stores endpoints the attached documents use.
 
 export class ApiError extends Error {
   // kind: 'unreachable' (no answer), 'auth' (401), 'http' (another error status or a broken stream)
-  constructor(message, kind, status = 0) {
+  // detail: the server's own one-line message, when it sent one
+  constructor(message, kind, status = 0, detail = '') {
     super(message);
     this.kind = kind;
     this.status = status;
+    this.detail = detail || message;
   }
 }
+
+const unreachable = (base) => new ApiError(`Cannot reach the server at ${base}. Is hogar serve running?`, 'unreachable');
+const refused = (status, detail, statusText) => new ApiError(
+  `The server answered ${status}: ${detail || statusText || 'request failed'}`, status === 401 ? 'auth' : 'http', status,
+  detail || statusText || 'request failed');
 
 export class Api {
   constructor(base, key) {
@@ -23,16 +31,41 @@ export class Api {
       response = await fetch(this.base + path, { ...init, headers });
     } catch (e) {
       if (e.name === 'AbortError') throw e;
-      throw new ApiError(`Cannot reach the server at ${this.base}. Is hogar serve running?`, 'unreachable');
+      throw unreachable(this.base);
     }
     if (!response.ok) {
       let detail = '';
       try { detail = (await response.json())?.error?.message || ''; } catch { /* not JSON */ }
-      const kind = response.status === 401 ? 'auth' : 'http';
-      const text = detail || response.statusText || 'request failed';
-      throw new ApiError(`The server answered ${response.status}: ${text}`, kind, response.status);
+      throw refused(response.status, detail, response.statusText);
     }
     return response;
+  }
+
+  async json(path, { method = 'GET', body } = {}) {
+    const init = body === undefined ? { method } : { method, body: JSON.stringify(body) };
+    return (await this._fetch(path, init)).json();
+  }
+
+  // POST /files with the bytes' progress (fetch cannot report an upload's progress; XMLHttpRequest can).
+  upload(file, { onProgress, signal } = {}) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', `${this.base}/files`);
+      if (this.key) xhr.setRequestHeader('Authorization', `Bearer ${this.key}`);
+      xhr.responseType = 'json';
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable && e.total) onProgress?.(e.loaded / e.total); };
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300 && xhr.response?.id) resolve(xhr.response);
+        else reject(refused(xhr.status, xhr.response?.error?.message || '', xhr.statusText));
+      };
+      xhr.onerror = () => reject(unreachable(this.base));
+      xhr.onabort = () => reject(new DOMException('The upload was cancelled.', 'AbortError'));
+      signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+      const form = new FormData();
+      form.append('purpose', 'assistants');
+      form.append('file', file, file.name);
+      xhr.send(form);
+    });
   }
 
   async models() {

@@ -1,10 +1,12 @@
 // The open conversation: its messages, sending, the streamed reply (one at a time), Stop, Regenerate, Edit.
 import { ApiError } from './api.js';
 import { renderList, save, titleFrom } from './conversations.js';
+import { fileSearchTools, renameStore } from './docs.js';
 import { copyText, renderInto } from './markdown.js';
 import { askForKey, contextSize, loadModels, renderModelPick } from './models.js';
 import { state } from './state.js';
-import { SETTINGS } from './store.js';
+import { linkCitations, sourcesNode } from './sources.js';
+import { SETTINGS, cleanSources } from './store.js';
 import { $, ask, autosize, clearError, el, flash, showError, showNotice } from './ui.js';
 
 const SAVE_EVERY_MS = 1000;
@@ -44,6 +46,10 @@ function messageNode(conv, msg, index) {
   const body = el('div', { className: 'body' });
   renderBody(body, msg);
   node.append(el('div', { className: 'role', textContent: msg.role === 'user' ? 'You' : 'Assistant' }), body);
+  if (msg.sources?.length) {
+    if (state.streaming?.msg !== msg) linkCitations(body, msg, index);
+    node.append(sourcesNode(msg, index));
+  }
   if (msg.error) node.append(el('div', { className: 'error', textContent: msg.error }));
   const meta = messageMeta(msg);
   if (meta) node.append(el('div', { className: 'meta', textContent: meta }));
@@ -143,6 +149,8 @@ function requestFor(conv) {
   const model = conv.model || state.models[0]?.id;
   if (model) body.model = model;
   for (const k of SETTINGS) if (s[k] !== null && s[k] !== undefined && s[k] !== '') body[k] = s[k];
+  const tools = fileSearchTools(conv);
+  if (tools) body.tools = tools;
   return body;
 }
 
@@ -154,7 +162,10 @@ export async function send(text) {
   }
   const conv = state.current;
   conv.messages.push({ role: 'user', content: text });
-  if (!conv.titleEdited && conv.messages.filter((m) => m.role === 'user').length === 1) conv.title = titleFrom(text);
+  if (!conv.titleEdited && conv.messages.filter((m) => m.role === 'user').length === 1) {
+    conv.title = titleFrom(text);
+    renameStore(conv);
+  }
   $('input').value = '';
   autosize();
   await generate(conv);
@@ -183,6 +194,15 @@ function renderStreaming() {
   renderStatus();
 }
 
+// The server sends the sources in the reply's first chunk: they are listed before the answer has finished.
+function showSources(s, sources) {
+  s.msg.sources = cleanSources(sources);
+  if (!s.msg.sources.length) { delete s.msg.sources; return; }
+  if (s.conv !== state.current || !s.node) return;
+  s.node.querySelector(':scope > .sources')?.remove();
+  s.node.querySelector('.body').after(sourcesNode(s.msg, Number(s.node.dataset.index)));
+}
+
 async function generate(conv, previous = null) {
   clearError();
   const msg = { role: 'assistant', content: '' };
@@ -199,6 +219,7 @@ async function generate(conv, previous = null) {
   let failure = null;
   try {
     for await (const chunk of state.api.chat(requestFor(conv), controller.signal)) {
+      if (Array.isArray(chunk.sources)) showSources(s, chunk.sources);
       const choice = chunk.choices?.[0];
       if (choice?.delta?.content) {
         const now = performance.now();

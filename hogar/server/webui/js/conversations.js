@@ -1,5 +1,6 @@
 // The conversation list: new, open, rename, delete, search, export and import, and keeping tabs in step.
 import { renderConversation } from './chat.js';
+import { renameStore, renderAttachments, renderDocsSetting, resumeDocs } from './docs.js';
 import { renderSettings } from './settings.js';
 import { DEFAULTS, prefs, state, tell } from './state.js';
 import { exportDocument, newId, parseImport } from './store.js';
@@ -44,6 +45,9 @@ export function open(conv) {
   renderList();
   renderConversation({ toBottom: true });
   renderSettings();
+  renderDocsSetting();
+  renderAttachments();
+  resumeDocs(conv);
   closeSidebar();
 }
 
@@ -59,6 +63,7 @@ async function rename(conv) {
   if (title === null || !title.trim()) return;
   conv.title = title.trim();
   conv.titleEdited = true;
+  renameStore(conv);
   await save(conv);
   renderList();
   if (conv === state.current) $('title').textContent = conv.title;
@@ -182,7 +187,8 @@ export async function heard({ type, id }) {
   if (old && state.current === old) {
     state.current = fresh;
     if (!$('messages').querySelector('.edit')) renderConversation();
-    if (!$('settings').contains(document.activeElement)) renderSettings();
+    if (!$('settings').contains(document.activeElement)) { renderSettings(); renderDocsSetting(); }
+    renderAttachments();
   }
   renderList();
 }

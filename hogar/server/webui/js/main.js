@@ -1,6 +1,8 @@
 // The chat page's start: open the store, show the last conversation, wire the controls, list the models.
 import { Api } from './api.js';
 import { copyCode, saveOnLeave, send, stop } from './chat.js';
+import { wireDocs } from './docs.js';
+import { sourcesClick } from './sources.js';
 import { draft, exportAll, heard, importFile, newChat, open, renderList } from './conversations.js';
 import { wireLibrary } from './library.js';
 import { loadModels, modelChanged } from './models.js';
@@ -63,6 +65,7 @@ function wire() {
   $('banner-close').addEventListener('click', clearError);
   $('banner-retry').addEventListener('click', retry);
   $('messages').addEventListener('click', copyCode);
+  $('messages').addEventListener('click', sourcesClick);
   $('export').addEventListener('click', exportAll);
   $('import').addEventListener('click', () => $('import-file').click());
   $('import-file').addEventListener('change', () => {
@@ -73,6 +76,7 @@ function wire() {
   $('ask-cancel').addEventListener('click', () => $('ask').close('cancel'));
   wireServerDialog();
   wireLibrary();
+  wireDocs();
 }
 
 async function main() {

@@ -80,12 +80,40 @@ export const SETTINGS = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penal
 const finite = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const text = (v) => (typeof v === 'string' ? v : undefined);
 
+const STATUSES = new Set(['uploading', 'indexing', 'done', 'failed']);
+
+// The passages a reply cites (the server's `sources`), as the page keeps them with the message.
+export function cleanSources(list) {
+  if (!Array.isArray(list)) return [];
+  return list.filter((s) => s && typeof s === 'object' && Number.isInteger(s.index) && typeof s.text === 'string')
+    .map((s) => {
+      const clean = { index: s.index, text: s.text, page: Number.isInteger(s.page) ? s.page : null,
+        score: finite(s.score) };
+      for (const k of ['where', 'filename', 'source', 'heading', 'collection', 'file_id', 'vector_store_id']) {
+        if (text(s[k])) clean[k] = s[k];
+      }
+      return clean;
+    });
+}
+
+// The conversation's documents: its vector store and the files attached to it.
+function cleanDocs(d) {
+  if (!d || typeof d !== 'object') return null;
+  const store = text(d.store?.id) ? { id: d.store.id, name: text(d.store.name) ?? '' } : null;
+  const files = (Array.isArray(d.files) ? d.files : []).filter((f) => f && text(f.filename) !== undefined)
+    .map((f) => ({ key: text(f.key) || newId(), file_id: text(f.file_id) ?? '', filename: f.filename,
+      bytes: finite(f.bytes) ?? 0, status: STATUSES.has(f.status) ? f.status : 'failed', error: text(f.error) ?? '' }));
+  return { store, picked: d.picked === true, files };
+}
+
 // Only known fields of the right type are kept: a file from elsewhere cannot break the page.
 function cleanMessage(m) {
   const clean = { role: m.role, content: m.content };
   for (const k of ['error', 'finish', 'model']) if (text(m[k]) !== undefined) clean[k] = m[k];
   if (m.stopped === true) clean.stopped = true;
   if (m.stats && typeof m.stats === 'object') clean.stats = { tokens: finite(m.stats.tokens), tps: finite(m.stats.tps) };
+  const sources = cleanSources(m.sources);
+  if (m.role === 'assistant' && sources.length) clean.sources = sources;
   return clean;
 }
 
@@ -127,6 +155,7 @@ export function parseImport(source) {
       settings,
       messages: messages.filter((m) => m.role !== 'system'),
       usage: total === null ? null : { total_tokens: total },
+      docs: cleanDocs(c.docs),
     };
   });
 }
