@@ -26,6 +26,7 @@ OVERLAP = 32
 MAX_FILE_BYTES = 512 << 20  # a file larger than this is refused before it is read
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al.; also Elastic's and Azure's default)
 MODES = ("hybrid", "vector", "keyword")
+EMBED_BATCH = 32  # chunks per forward pass (packed, no padding)
 
 
 def docs_dir() -> Path:
@@ -53,17 +54,19 @@ class Embedder:
         self._spec = model if model is not None else DEFAULT_EMBED_MODEL
         self._model: Any = None if isinstance(model, str | os.PathLike | type(None)) else model
         self.lock = threading.Lock()
+        self._loading = threading.Lock()
 
     @property
     def model(self) -> Any:
-        if self._model is None:
-            from hogar.api import load
+        with self._loading:  # the server's ingest thread and a search may both be first
+            if self._model is None:
+                from hogar.api import load
 
-            model = load(self._spec)
-            if not model.is_embedding:
-                raise DocumentError(f"{model.path.name} is not an embedding model; documents need one such as "
-                                    f"{DEFAULT_EMBED_MODEL} (--embed-model)")
-            self._model = model
+                model = load(self._spec)
+                if not model.is_embedding:
+                    raise DocumentError(f"{model.path.name} is not an embedding model; documents need one such as "
+                                        f"{DEFAULT_EMBED_MODEL} (--embed-model)")
+                self._model = model
         return self._model
 
     @property
@@ -78,8 +81,16 @@ class Embedder:
         return len(self.model.tokenize(text, add_bos=True))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        with self.lock:
-            return np.ascontiguousarray(self.model.embed(list(texts)), dtype=np.float32)
+        """Unit vectors, float32 [len(texts), dim]. The lock is taken per batch of EMBED_BATCH texts, so a search
+        can run between the batches of a long document's ingest instead of after all of it."""
+        texts = list(texts)
+        out = []
+        for i in range(0, len(texts), EMBED_BATCH):
+            with self.lock:
+                out.append(self.model.embed(texts[i : i + EMBED_BATCH]))
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
 
 @dataclass
@@ -252,6 +263,8 @@ class DocLibrary:
                candidates: int = 50) -> list[Hit]:
         """The k best chunks for a query. hybrid: the vector and the keyword lists (`candidates` each) fused by
         reciprocal rank fusion, score = sum of 1/(60 + rank); vector: cosine similarity; keyword: BM25."""
+        if k < 1:
+            raise DocumentError(f"the number of results must be at least 1, not {k}")
         if mode not in MODES:
             raise DocumentError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
         if not query.strip():
