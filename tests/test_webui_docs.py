@@ -1,14 +1,17 @@
 """The chat page with documents, in a real browser (Debian's chromium through Playwright) against `hogar serve
 --library DIR`: files attached with the paperclip or dropped on the conversation are uploaded and indexed (a chip per
 file says where each is), a question is answered from them with its sources listed under the reply (the passage, its
-page, the file itself), a broken file says why it failed, an existing collection can be picked, and the new controls
-pass the accessibility audit."""
+page, the file itself), a broken file says why it failed, an existing collection can be picked, what the page made on
+the server goes with its chip or its conversation, an imported chat reaches nothing but the documents API, and the new
+controls pass the accessibility audit."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -71,6 +74,20 @@ def _chip(pg: Page, name: str):
     return pg.locator("#attachments .chip", has=pg.locator(".name", has_text=name))
 
 
+def _wait_gone(pg: Page, url: str, seconds: float = 10) -> None:
+    """The page deletes in the background: wait until URL answers 404. The page's requests go through Watch's route,
+    which runs only while Playwright has control, so the wait is the page's, not time.sleep."""
+    deadline = time.time() + seconds
+    while (status := httpx.get(url).status_code) != 404:
+        assert time.time() < deadline, f"{url} still answers {status}"
+        pg.wait_for_timeout(100)
+
+
+def _delete_current(pg: Page) -> None:
+    pg.locator("#conversations li.current .delete").click()
+    pg.click("#ask-ok")
+
+
 def test_attach_ask_and_see_the_sources(page: tuple[Page, Watch], server: str, files: dict[str, Path]) -> None:
     pg, watch = page
     _settings(pg, temperature="0", max_tokens="24")
@@ -108,8 +125,11 @@ def test_attach_ask_and_see_the_sources(page: tuple[Page, Watch], server: str, f
         cites.first.click()
         expect(pg.locator(".msg.assistant .sources details[open]")).not_to_have_count(0)
 
+    notes_id = next(f["file_id"] for f in _stored(pg)[-1]["docs"]["files"] if f["filename"] == "notes.md")
     _chip(pg, "notes.md").get_by_role("button", name="Remove notes.md").click()
     expect(_chip(pg, "notes.md")).to_have_count(0)
+    _wait_gone(pg, f"{server}/v1/files/{notes_id}")  # the page uploaded it, so the chip took the upload with it
+    assert notes_id not in {f["id"] for f in httpx.get(f"{server}/v1/files").json()["data"]}
     listed = httpx.get(f"{server}/v1/vector_stores/{store['id']}/files").json()["data"]
     names = {httpx.get(f"{server}/v1/files/{f['id']}").json()["filename"] for f in listed}
     assert names == {"guide.pdf"}
@@ -157,6 +177,76 @@ def test_pick_an_existing_collection(page: tuple[Page, Watch], server: str, file
     assert _stored(pg)[-1]["docs"]["store"]["id"] == vs["id"]
     pg.select_option("#s-docs", "")
     expect(pg.locator("#attachments")).to_be_hidden()
+
+    pg.select_option("#s-docs", vs["id"])  # a chat reading a collection it did not make: deleting it keeps them
+    expect(_chip(pg, "notes.md")).to_have_attribute("data-status", "done")
+    deletes: list[str] = []
+    pg.on("request", lambda r: deletes.append(r.url) if r.method == "DELETE" else None)
+    _delete_current(pg)
+    expect(pg.locator("#conversations li")).to_have_count(0)
+    pg.wait_for_timeout(500)
+    assert deletes == []
+    assert httpx.get(f"{server}/v1/vector_stores/{vs['id']}/files/{uploaded['id']}").json()["status"] == "completed"
+
+
+def test_deleting_a_chat_deletes_the_store_and_files_it_made(page: tuple[Page, Watch], server: str,
+                                                             files: dict[str, Path]) -> None:
+    pg, _ = page
+    pg.set_input_files("#attach-file", [str(files["notes.md"])])
+    expect(_chip(pg, "notes.md")).to_have_attribute("data-status", "done", timeout=INDEXED)
+    docs = _stored(pg)[-1]["docs"]
+    file_id = docs["files"][0]["file_id"]
+    assert httpx.get(f"{server}/v1/files/{file_id}").status_code == 200
+    _delete_current(pg)
+    _wait_gone(pg, f"{server}/v1/vector_stores/{docs['store']['id']}")
+    _wait_gone(pg, f"{server}/v1/files/{file_id}")
+    assert file_id not in {f["id"] for f in httpx.get(f"{server}/v1/files").json()["data"]}
+    assert docs["store"]["id"] not in {v["id"] for v in httpx.get(f"{server}/v1/vector_stores").json()["data"]}
+
+
+def test_a_crafted_import_reaches_nothing_but_its_own_documents(page: tuple[Page, Watch], server: str,
+                                                              tmp_path: Path) -> None:
+    """Ids from an imported file go into URLs: one that is not the server's shape is dropped, and an imported chat
+    owns nothing on the server, so removing its chips, renaming or deleting it deletes or renames nothing there."""
+    pg, watch = page
+    watch.allowed_console.append("status of 404")  # the imported chat's store is not on this server
+    crafted = {"id": "crafted", "title": "Crafted", "created": 1, "updated": 3, "model": "", "settings": {},
+               "docs": {"store": {"id": "../models/x?", "name": "chat: Crafted"}, "files": [
+                   {"key": "c", "file_id": "../models/y?", "filename": "evil.md", "status": "done"},
+                   {"key": "d", "file_id": "file-abc", "filename": "fine.md", "status": "done"}]},
+               "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello [1].",
+                             "sources": [{"index": 1, "text": "x", "file_id": "../models/z", "filename": "z.md"}]}]}
+    copied = _with_sources()  # well-formed ids of a store this browser did not make
+    copied["docs"]["files"][1]["status"] = "indexing"
+    f = tmp_path / "chats.json"
+    f.write_text(json.dumps({"format": "hogar-chat", "version": 1, "conversations": [crafted, copied]}))
+    sent: list[tuple[str, str]] = []
+    pg.on("request", lambda r: sent.append((r.method, urlsplit(r.url).path)))
+    pg.set_input_files("#import-file", str(f))
+    expect(pg.locator("#banner")).to_contain_text("Imported 2")
+    stored = {c["id"]: c for c in _stored(pg)}
+    assert stored["crafted"]["docs"]["store"] is None
+    assert [e["file_id"] for e in stored["crafted"]["docs"]["files"]] == ["file-abc"]
+    assert "file_id" not in stored["crafted"]["messages"][1]["sources"][0]
+
+    for conv in ("Crafted", "Cats"):
+        pg.locator("#conversations .open", has_text=conv).click()
+        expect(pg.locator(".msg.assistant .sources li")).to_have_count(1)
+        if conv == "Crafted":
+            expect(pg.locator(".open-file")).to_have_count(0)
+        for chip in pg.locator("#attachments .chip .name").all_inner_texts():
+            _chip(pg, chip).get_by_role("button", name=f"Remove {chip}").click()
+        expect(pg.locator("#attachments .chip")).to_have_count(0)
+        pg.locator("#conversations li.current .rename").click()
+        pg.fill("#ask-input", f"{conv} renamed")
+        pg.press("#ask-input", "Enter")
+        expect(pg.locator("#title")).to_have_text(f"{conv} renamed")
+        _delete_current(pg)
+        expect(pg.locator("#conversations .open", has_text=conv)).to_have_count(0)
+    pg.wait_for_timeout(500)
+    api = [(m, path) for m, path in sent if path.startswith("/v1/") and path != "/v1/models"]
+    assert all(path.startswith(("/v1/vector_stores/", "/v1/files/")) for _, path in api), api
+    assert all(m in ("GET", "DELETE") and path.startswith("/v1/vector_stores/vs_0/files/") for m, path in api), api
 
 
 def _with_sources() -> dict:

@@ -49,6 +49,7 @@ export class Api {
   // POST /files with the bytes' progress (fetch cannot report an upload's progress; XMLHttpRequest can).
   upload(file, { onProgress, signal } = {}) {
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) { reject(new DOMException('The upload was cancelled.', 'AbortError')); return; }
       const xhr = new XMLHttpRequest();
       xhr.open('POST', `${this.base}/files`);
       if (this.key) xhr.setRequestHeader('Authorization', `Bearer ${this.key}`);

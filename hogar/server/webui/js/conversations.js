@@ -1,6 +1,6 @@
 // The conversation list: new, open, rename, delete, search, export and import, and keeping tabs in step.
 import { renderConversation } from './chat.js';
-import { renameStore, renderAttachments, renderDocsSetting, resumeDocs } from './docs.js';
+import { forgetDocs, renameStore, renderAttachments, renderDocsSetting, resumeDocs } from './docs.js';
 import { renderSettings } from './settings.js';
 import { DEFAULTS, prefs, state, tell } from './state.js';
 import { exportDocument, newId, parseImport } from './store.js';
@@ -80,6 +80,7 @@ async function remove(conv) {
   try {
     await state.store.delete(conv.id);
     tell('deleted', conv.id);
+    forgetDocs(conv);  // its vector store and uploads on the server: only this tab deletes them
   } catch (e) {
     showError(`Could not delete: ${e?.message || e}`);
   }

@@ -1,6 +1,7 @@
 // Documents a conversation answers from. Attached files are uploaded (POST /files, with byte progress), added to the
 // conversation's vector store (made on the first attach), and polled until the server has indexed them; a chip per file
-// says where each is. Or the conversation reads an existing collection, picked in its settings.
+// says where each is. Or the conversation reads an existing collection, picked in its settings. What the page made on
+// the server it also deletes: a removed chip's upload, and a deleted conversation's vector store and uploads.
 import { ApiError } from './api.js';
 import { isSaved, renderList, save } from './conversations.js';
 import { state } from './state.js';
@@ -18,11 +19,26 @@ const creating = new Map();  // conversation id -> promise of its new vector sto
 const chips = new Map();     // entry key -> its <li>, kept across renders so that focus stays put
 
 // Another tab's write replaces the conversation object (conversations.heard): always work on the one held now.
-const live = (id) => (state.current?.id === id ? state.current : state.conversations.find((c) => c.id === id));
+const held = (id) => (state.current?.id === id ? state.current : state.conversations.find((c) => c.id === id));
+const live = (id) => { const conv = held(id); return conv && !conv.deleted ? conv : null; };
 const docsOf = (conv) => (conv.docs ??= { store: null, picked: false, files: [] });
 const reason = (e) => (e instanceof ApiError ? e.detail : e?.message || String(e));
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 const entryOf = (convId, key) => live(convId)?.docs?.files.find((f) => f.key === key) || null;
+// Every id the page puts into a URL is encoded, whatever its origin.
+const storePath = (id) => `/vector_stores/${encodeURIComponent(id)}`;
+const storeFilePath = (storeId, fileId) => `${storePath(storeId)}/files/${encodeURIComponent(fileId)}`;
+const filePath = (id) => `/files/${encodeURIComponent(id)}`;
+
+// DELETE, already gone counting as done: '' or what went wrong.
+async function discard(path) {
+  try {
+    await state.api._fetch(path, { method: 'DELETE' });
+    return '';
+  } catch (e) {
+    return e.status === 404 ? '' : reason(e);
+  }
+}
 
 export function fileSearchTools(conv) {
   const id = conv.docs?.store?.id;
@@ -48,6 +64,7 @@ function storeFor(conv) {
         const holder = docsOf(live(conv.id) || conv);
         holder.store = { id: vs.id, name: vs.name || '' };
         holder.picked = false;
+        holder.made = true;  // this page made it, so deleting the conversation deletes it
         return holder.store;
       })
       .finally(() => creating.delete(conv.id));
@@ -61,7 +78,7 @@ export async function attachFiles(files) {
   if (!list.length) return;
   const conv = state.current;
   const entries = list.map((f) => ({ key: newId(), file_id: '', filename: f.name, bytes: f.size, status: 'uploading',
-    error: '' }));
+    error: '', uploaded: true }));
   docsOf(conv).files.push(...entries);
   const wasSaved = isSaved(conv);
   renderAttachments();
@@ -74,14 +91,19 @@ async function attachOne(convId, key, file) {
   const controller = new AbortController();
   uploads.set(key, { controller, progress: 0 });
   try {
-    const store = await storeFor(live(convId));
+    const conv = live(convId);
+    if (!conv) return;
+    const store = await storeFor(conv);
     const uploaded = await state.api.upload(file, { signal: controller.signal,
       onProgress: (p) => showProgress(key, p) });
     uploads.delete(key);
     const entry = await update(convId, key, { file_id: uploaded.id, filename: uploaded.filename || file.name,
       status: 'indexing' });
-    if (!entry) return;
-    const added = await state.api.json(`/vector_stores/${store.id}/files`, { method: 'POST',
+    if (!entry) {  // the chip or the conversation went while the bytes were on their way
+      await discard(filePath(uploaded.id));
+      return;
+    }
+    const added = await state.api.json(`${storePath(store.id)}/files`, { method: 'POST',
       body: { file_id: uploaded.id } });
     await settle(convId, key, store.id, added);
   } catch (e) {
@@ -102,7 +124,7 @@ async function settle(convId, key, storeId, first) {
       const entry = entryOf(convId, key);
       if (!entry || entry.status !== 'indexing') return;
       try {
-        file = await state.api.json(`/vector_stores/${storeId}/files/${encodeURIComponent(entry.file_id)}`);
+        file = await state.api.json(storeFilePath(storeId, entry.file_id));
         awaySince = 0;
       } catch (e) {
         if (!(e instanceof ApiError && e.kind === 'unreachable')) throw e;
@@ -143,13 +165,26 @@ async function remove(key) {
   const next = $('attachments').querySelectorAll('.chip button')[Math.min(index, docs.files.length - 1)];
   (next || $('attach')).focus();
   await save(conv);
-  if (!entry.file_id || !docs.store || entry.status === 'uploading') return;
-  try {
-    await state.api._fetch(`/vector_stores/${docs.store.id}/files/${encodeURIComponent(entry.file_id)}`,
-      { method: 'DELETE' });
-  } catch (e) {
-    if (e.status !== 404) showError(`Could not remove ${entry.filename} from the documents: ${reason(e)}`);
+  if (!entry.file_id || entry.status === 'uploading') return;
+  const problems = [docs.store ? await discard(storeFilePath(docs.store.id, entry.file_id)) : ''];
+  if (entry.uploaded) problems.push(await discard(filePath(entry.file_id)));  // the page's own upload goes too
+  const problem = problems.find(Boolean);
+  if (problem) showError(`Could not remove ${entry.filename} from the documents: ${problem}`);
+}
+
+// A deleted conversation: stop its uploads, delete the vector store it made (never a picked collection) and, with it,
+// the files it uploaded there.
+export async function forgetDocs(conv) {
+  for (const entry of conv.docs?.files || []) uploads.get(entry.key)?.controller.abort();
+  await creating.get(conv.id)?.catch(() => {});  // a store still being made is deleted too
+  const docs = conv.docs;
+  if (!docs?.made || !docs.store) return;
+  const problems = [await discard(storePath(docs.store.id))];
+  for (const entry of docs.files.filter((f) => f.uploaded && f.file_id)) {
+    problems.push(await discard(filePath(entry.file_id)));
   }
+  const problem = problems.find(Boolean);
+  if (problem) showError(`Could not delete the documents of \u201c${conv.title}\u201d from the server: ${problem}`);
 }
 
 function showProgress(key, fraction) {
@@ -241,7 +276,7 @@ export function renderDocsSetting() {
 // The chips of a collection picked here: its files as the server has them.
 async function loadStoreFiles(conv, store) {
   const [inStore, files] = await Promise.all([
-    state.api.json(`/vector_stores/${store.id}/files?limit=100`), state.api.json('/files')]);
+    state.api.json(`${storePath(store.id)}/files?limit=100`), state.api.json('/files')]);
   const byId = new Map((files?.data || []).map((f) => [f.id, f]));
   const status = { completed: 'done', in_progress: 'indexing' };
   docsOf(conv).files = (inStore?.data || []).map((f) => ({ key: newId(), file_id: f.id,
@@ -270,9 +305,9 @@ async function pickStore() {
 // The store made for a chat is named after it: "chat: <title>".
 export function renameStore(conv) {
   const store = conv.docs?.store;
-  if (!store || conv.docs.picked || store.name === `chat: ${conv.title}`) return;
+  if (!store || !conv.docs.made || store.name === `chat: ${conv.title}`) return;
   store.name = `chat: ${conv.title}`;
-  state.api.json(`/vector_stores/${store.id}`, { method: 'POST', body: { name: store.name } }).catch(() => {});
+  state.api.json(storePath(store.id), { method: 'POST', body: { name: store.name } }).catch(() => {});
 }
 
 function wireDrop() {

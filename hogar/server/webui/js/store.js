@@ -81,6 +81,10 @@ const finite = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const text = (v) => (typeof v === 'string' ? v : undefined);
 
 const STATUSES = new Set(['uploading', 'indexing', 'done', 'failed']);
+// The server's ids, as the page puts them into URLs: an imported file's other strings are dropped, so that a crafted
+// id such as "../models/x" cannot make the page send a request anywhere else.
+const STORE_ID = /^vs_[0-9a-f]+$/;
+const FILE_ID = /^file-[0-9a-f]+$/;
 
 // The passages a reply cites (the server's `sources`), as the page keeps them with the message.
 export function cleanSources(list) {
@@ -89,18 +93,21 @@ export function cleanSources(list) {
     .map((s) => {
       const clean = { index: s.index, text: s.text, page: Number.isInteger(s.page) ? s.page : null,
         score: finite(s.score) };
-      for (const k of ['where', 'filename', 'source', 'heading', 'collection', 'file_id', 'vector_store_id']) {
-        if (text(s[k])) clean[k] = s[k];
-      }
+      for (const k of ['where', 'filename', 'source', 'heading', 'collection']) if (text(s[k])) clean[k] = s[k];
+      if (FILE_ID.test(text(s.file_id) ?? '')) clean.file_id = s.file_id;
+      if (STORE_ID.test(text(s.vector_store_id) ?? '')) clean.vector_store_id = s.vector_store_id;
       return clean;
     });
 }
 
-// The conversation's documents: its vector store and the files attached to it.
+// The conversation's documents: its vector store and the files attached to it. An imported chat owns nothing on the
+// server (no `made`, no `uploaded`): it may be a copy whose original still uses them, or a file crafted to make the
+// page delete someone's collection, so deleting it deletes nothing there.
 function cleanDocs(d) {
   if (!d || typeof d !== 'object') return null;
-  const store = text(d.store?.id) ? { id: d.store.id, name: text(d.store.name) ?? '' } : null;
-  const files = (Array.isArray(d.files) ? d.files : []).filter((f) => f && text(f.filename) !== undefined)
+  const store = STORE_ID.test(text(d.store?.id) ?? '') ? { id: d.store.id, name: text(d.store.name) ?? '' } : null;
+  const files = (Array.isArray(d.files) ? d.files : [])
+    .filter((f) => f && text(f.filename) !== undefined && (!f.file_id || FILE_ID.test(text(f.file_id) ?? '')))
     .map((f) => ({ key: text(f.key) || newId(), file_id: text(f.file_id) ?? '', filename: f.filename,
       bytes: finite(f.bytes) ?? 0, status: STATUSES.has(f.status) ? f.status : 'failed', error: text(f.error) ?? '' }));
   return { store, picked: d.picked === true, files };
