@@ -124,6 +124,7 @@ def cmd_latency(a: argparse.Namespace) -> None:
     print("| chunks | mode | median ms | p95 ms |\n|---|---|---|---|")
     for size in a.sizes:
         lib = DocLibrary(work / f"lib-{size}", embed_model=base.embedder)
+        lib.store.create_collection("bulk")
         have = lib.store.count_chunks()
         copy = 0
         while have < size:

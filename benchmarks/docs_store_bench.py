@@ -51,6 +51,8 @@ def main() -> None:
     zipf = 1.0 / np.arange(1, len(vocab) + 1)
     zipf /= zipf.sum()
     store = SqliteStore(args.db, dim=DIM)
+    store.create_collection("even")
+    store.create_collection("odd")
 
     n_docs = args.chunks // PER_DOC
     put_s = 0.0

@@ -273,12 +273,16 @@ def cmd_serve(a: argparse.Namespace) -> int:
     except OSError as e:
         raise HogarError(f"cannot listen on {a.host}:{a.port} ({e.strerror or e}); check --host, or choose "
                          "another --port") from None
+    from hogar.docs.library import MAX_FILE_BYTES
     from hogar.server.docs_api import DocsApi, parse_size
 
     try:
         max_upload = parse_size(a.max_upload)
     except ValueError as e:
         raise HogarError(f"--max-upload: {e}") from None
+    if max_upload > MAX_FILE_BYTES:  # the library refuses larger files: storing them would only fail later
+        raise HogarError(f"--max-upload {a.max_upload} is over the document library's limit of "
+                         f"{MAX_FILE_BYTES >> 20} MiB per file; give at most {MAX_FILE_BYTES >> 20}M")
     docs = DocsApi(a.library, embed_model=a.embed_model, max_upload=max_upload)  # opened on the first request
     if not (a.model_opt or a.model):  # the whole library, each model loaded when a request names it
         from hogar.server.library import LibraryServer

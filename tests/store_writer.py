@@ -36,6 +36,7 @@ def main() -> None:
     db, collection, count, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     rng = np.random.default_rng(seed)
     store = SqliteStore(Path(db), dim=DIM)
+    store.create_collection(collection)
     pool = [document(rng, collection, i) for i in range(7)]  # made up front: the loop is almost all transactions
     i = 0
     while count < 0 or i < count:

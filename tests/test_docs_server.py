@@ -6,8 +6,13 @@ file_search to the model a chat names."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import secrets
 import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -332,3 +337,176 @@ def test_killed_mid_ingest_finishes_on_restart_and_library_server(tmp_path: Path
         assert r.model_extra["sources"][0]["file_id"] == f.id
     finally:
         stop(proc)
+
+
+# ---- the library's edge cases, in process: ingest races and failures, leftovers, unusable libraries -------------
+
+class _Gate:
+    """Stands in for DocLibrary's write lock: an ingest that reaches the store waits here until the test opens it."""
+
+    def __init__(self) -> None:
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def __enter__(self) -> None:
+        self.reached.set()
+        assert self.go.wait(60)
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+
+def _upload(api, name: str, data: bytes) -> str:
+    file_id = "file-" + secrets.token_hex(12)
+    size, sha = api.worker.write_upload(file_id, [data])
+    api.store.add_file(file_id, name, size, "assistants", sha)
+    return file_id
+
+
+def _wait_done(api, vs_id: str, file_id: str) -> dict:
+    deadline = time.time() + 120
+    while (state := api._store_file_json(api._collection(vs_id), file_id))["status"] == "in_progress":
+        assert time.time() < deadline, "the ingest worker stopped"
+        time.sleep(0.05)
+    return state
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator:
+    from hogar.store import resolve_model
+
+    try:
+        resolve_model("all-minilm-l6-v2")
+    except Exception:  # noqa: BLE001
+        pytest.skip("all-minilm-l6-v2 is not installed (make setup converts it)")
+    from hogar.server.docs_api import DocsApi
+
+    docs = DocsApi(tmp_path / "lib")
+    yield docs
+    docs.close()
+
+
+def test_store_deleted_mid_ingest_leaves_a_new_one_of_its_name_alone(api) -> None:
+    """Delete a vector store while its file is being embedded, make another of the same name: the ingest ends without
+    storing the file, and the new store survives, empty."""
+    from hogar.server.schemas import VectorStoreCreate
+
+    gate = _Gate()
+    api.worker.library()._write = gate
+    fid = _upload(api, "valve.txt", b"The pressure valve of the boiler must be set to 1.5 bar.\n")
+    old = api._create_store(VectorStoreCreate(name="house", file_ids=[fid]))
+    assert gate.reached.wait(120)  # embedded, about to be stored
+    api._delete_store(old["id"])
+    new = api._create_store(VectorStoreCreate(name="house"))
+    gate.go.set()
+    other = api._create_store(VectorStoreCreate(name="other", file_ids=[fid]))  # queued behind: done means both are
+    assert _wait_done(api, other["id"], fid)["status"] == "completed"
+    kept = api.store.collection(new["id"])
+    assert kept is not None and kept.name == "house" and kept.n_documents == 0
+    assert api.store.collection(old["id"]) is None and api.store.pending() == []
+
+
+def test_unexpected_worker_error_fails_that_file_and_the_next_completes(api, capfd) -> None:
+    from hogar.server.schemas import VectorStoreCreate
+
+    lib = api.worker.library()
+    queued, real = threading.Event(), lib.store.collection
+    calls = {"n": 0}
+
+    def flaky(name_or_id: str):  # the worker's first look at the library fails, as a disk error would
+        if threading.current_thread().name == "hogar-docs-ingest" and calls["n"] == 0:
+            calls["n"] += 1
+            assert queued.wait(30)
+            raise RuntimeError("disk I/O error")
+        return real(name_or_id)
+
+    lib.store.collection = flaky
+    first = _upload(api, "a.txt", b"Bleed the radiators every autumn.\n")
+    second = _upload(api, "b.txt", b"Water the ficus once a week.\n")
+    vs = api._create_store(VectorStoreCreate(name="flaky", file_ids=[first, second]))
+    queued.set()
+    assert _wait_done(api, vs["id"], second)["status"] == "completed"
+    failed = api._store_file_json(api._collection(vs["id"]), first)
+    assert failed["status"] == "failed" and failed["last_error"] == {"code": "server_error",
+                                                                     "message": "RuntimeError: disk I/O error"}
+    err = capfd.readouterr().err
+    assert f"{first} in {vs['id']} failed: RuntimeError: disk I/O error" in err and "Traceback" not in err
+
+
+def test_orphan_upload_bytes_are_deleted_at_start(tmp_path: Path) -> None:
+    """A kill between writing an upload's bytes and recording it (or between forgetting a file and deleting its
+    bytes) leaves bytes no file names: the next start deletes them and keeps the rest."""
+    from hogar.server.docs_worker import DocsWorker
+
+    worker = DocsWorker(tmp_path / "lib")
+    worker.write_upload("file-" + "a" * 24, [b"kept\n"])
+    worker.library().store.add_file("file-" + "a" * 24, "kept.txt", 5, "assistants", "0" * 64)
+    worker.write_upload("file-" + "b" * 24, [b"orphan\n"])
+    (worker.files_dir / ".file-c.tmp").write_bytes(b"half an upload")
+    worker.close()
+
+    again = DocsWorker(tmp_path / "lib")
+    try:
+        assert again.resume() == 0
+        assert sorted(p.name for p in again.files_dir.iterdir()) == ["file-" + "a" * 24]
+    finally:
+        again.close()
+
+
+def test_unusable_library_is_a_one_line_error_and_chat_still_works(tmp_path: Path) -> None:
+    bad = tmp_path / "lib"
+    bad.mkdir()
+    (bad / "library.sqlite").write_bytes(b"this is not a database" * 100)
+    proc, url = start("smollm2", "-c", "512", "--parallel", "1", "--library", str(bad))
+    try:
+        for method, path in [("GET", "/v1/files"), ("GET", "/v1/vector_stores"), ("POST", "/v1/vector_stores")]:
+            r = httpx.request(method, url + path, json={} if method == "POST" else None)
+            error = r.json()["error"]
+            assert r.status_code == 400 and "not a usable document library" in error["message"], r.text
+            assert "\n" not in error["message"] and str(bad) in error["message"]
+        r = httpx.post(url + "/v1/chat/completions", timeout=60,
+                       json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] is not None
+    finally:
+        stop(proc)
+
+
+def test_library_that_is_not_a_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    from hogar.server.app import ApiError
+    from hogar.server.docs_api import DocsApi
+
+    (tmp_path / "lib").write_text("a file where the library folder should be")
+    docs = DocsApi(tmp_path / "lib")
+    asyncio.run(docs.start())  # never fatal: the server starts, the documents requests say why
+    with pytest.raises(ApiError) as e:
+        asyncio.run(docs._run(lambda: docs.store.files()))
+    assert e.value.status == 400 and "cannot open the document library" in e.value.message
+    assert str(tmp_path / "lib") in e.value.message and "\n" not in e.value.message
+    docs.close()
+
+
+def test_search_of_cli_added_documents(client: openai.OpenAI, library: Path, tmp_path: Path) -> None:
+    """Documents added with `hogar docs add` (a path for a source) into a vector store of the server: found by the
+    search API with no file_id (they are no Files API file), and every score is in 0..1."""
+    from hogar.docs.library import DocLibrary
+
+    vs = client.vector_stores.create(name="added-from-disk")
+    note = tmp_path / "boiler.md"
+    note.write_text("# Boiler\n\nThe boiler's pressure valve must be set to 1.5 bar.\n")
+    with DocLibrary(library) as lib:
+        report = lib.add([note], vs.id)
+    assert report.added == [str(note.resolve())]
+    for mode, kind in [("hybrid", "rrf_normalized"), ("vector", "cosine_similarity"),
+                       ("keyword", "bm25_relative_to_best")]:
+        r = client.vector_stores.search(vs.id, query="boiler pressure valve", extra_body={"mode": mode})
+        top = r.data[0]
+        assert top.file_id is None and top.filename == "boiler.md" and top.attributes["source"] == str(note.resolve())
+        assert 0.0 < top.score <= 1.0 and top.attributes["score_kind"] == kind
+    assert client.vector_stores.search(vs.id, query="boiler pressure valve").data[0].score == pytest.approx(1.0)
+    client.vector_stores.delete(vs.id)
+
+
+def test_max_upload_over_the_library_limit_is_refused() -> None:
+    r = subprocess.run([sys.executable, "-m", "hogar", "serve", "--port", "0", "--max-upload", "1G"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "--max-upload 1G" in r.stderr and "512 MiB" in r.stderr

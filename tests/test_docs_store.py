@@ -49,6 +49,7 @@ def info(collection: str = "default", source: str = "/docs/a.md", sha: str = "a"
 @pytest.fixture
 def store(tmp_path):
     s = SqliteStore(tmp_path / "library.sqlite", dim=DIM)
+    s.create_collection("default")
     yield s
     s.close()
 
@@ -117,8 +118,11 @@ def test_collections(store):
     assert store.collection(a.id) == a == store.collection("papers")
     va, vb = unit(rng, 5), unit(rng, 5)
     store.put_document(info("papers", "/p.md"), chunks_of(TEXTS), va)
-    store.put_document(info("notes", "/n.md"), chunks_of(TEXTS), vb)  # created on the fly
-    assert [c.name for c in store.collections()] == ["notes", "papers"]
+    with pytest.raises(DocumentError, match="no collection 'notes'"):  # documents go into existing collections
+        store.put_document(info("notes", "/n.md"), chunks_of(TEXTS), vb)
+    store.create_collection("notes")
+    store.put_document(info("notes", "/n.md"), chunks_of(TEXTS), vb)
+    assert [c.name for c in store.collections()] == ["default", "notes", "papers"]
 
     in_papers = {cid for cid, _ in store.vector_search(va[0], 20, ["papers"])}
     assert len(in_papers) == 5 and all(store.chunks(list(in_papers))[i].collection == "papers" for i in in_papers)
@@ -140,8 +144,57 @@ def test_collections(store):
         store.rename_collection("papers", "x")
 
     assert store.drop_collection("articles") == 1 and store.drop_collection("articles") == 0
-    assert [c.name for c in store.collections()] == ["notes"] and store.count_chunks() == 5
+    assert [c.name for c in store.collections()] == ["default", "notes"] and store.count_chunks() == 5
     assert assert_consistent(store.path)["chunks"] == 5
+
+
+def test_ids_and_names_never_mix(store):
+    """An argument of the form vs_<24 hex> is looked up as an id only, so no collection can hide another by taking
+    its id as a name; such names are refused."""
+    a = store.create_collection("papers")
+    assert store.create_collection(a.id) == a  # an id names its collection: never a new one called that
+    store.create_collection("notes")
+    with pytest.raises(DocumentError, match="form of a collection id"):
+        store.rename_collection("notes", a.id)
+    with pytest.raises(DocumentError, match="form of a collection id"):
+        store.create_collection("vs_" + "0" * 24)
+    # a library made before names were checked: the id still finds its own collection
+    store.conn.execute("INSERT INTO collections(id, name, created) VALUES (?, ?, 0)", ("vs_" + "1" * 24, a.id))
+    assert store.collection(a.id).name == "papers" and store.collection("vs_" + "1" * 24).name == a.id
+    odd = store.create_collection("vs_notes")  # only looks a little like an id: a name
+    assert store.collection("vs_notes") == odd and odd.id != "vs_notes"
+
+
+def test_deleted_collection_is_not_made_again(store):
+    """A document stored into a collection that was dropped meanwhile fails, rather than re-making the collection
+    (the server's ingest would otherwise fill a new vector store that took the old one's name)."""
+    gone = store.create_collection("scratch")
+    store.drop_collection(gone.id)
+    fresh = store.create_collection("scratch")
+    with pytest.raises(DocumentError, match="no collection"):
+        store.put_document(info(gone.id, "file-1"), chunks_of(TEXTS), unit(np.random.default_rng(8), 5))
+    with pytest.raises(DocumentError, match="no collection"):
+        store.add_pending(gone.id, "file-1")
+    assert store.collection("scratch") == fresh and fresh.n_documents == 0 and store.pending() == []
+    stored = store.put_document(info(fresh.id, "file-2"), chunks_of(TEXTS), unit(np.random.default_rng(8), 5))
+    assert stored.collection == "scratch"  # given by id, reported by name
+
+
+def test_failed_commit_is_rolled_back(store):
+    """COMMIT itself can fail (here a deferred foreign key; a full disk in life): the transaction is rolled back
+    rather than left open, so the next write works."""
+    with pytest.raises(apsw.ConstraintError), store._write():
+        store.conn.execute("PRAGMA defer_foreign_keys = ON")
+        store.conn.execute("INSERT INTO pending(collection_id, source) VALUES ('vs_gone', 'file-1')")
+    assert not store.conn.in_transaction
+    store.add_pending("default", "file-2")
+    assert store.pending() == [("default", "file-2")]
+
+
+def test_library_that_cannot_be_made(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(DocumentError, match=r"cannot open the document library .*a-file.*--library DIR"):
+        SqliteStore(tmp_path / "a-file" / "library.sqlite")
 
 
 @pytest.mark.parametrize("query", [
@@ -173,6 +226,8 @@ def test_keyword_search_words_stems_and_accents(store):
 def test_vector_search_ranks_the_exact_vector_first(store):
     rng = np.random.default_rng(5)
     vecs = unit(rng, 60)
+    store.create_collection("a")
+    store.create_collection("b")
     store.put_document(info("a", "/a.md"), chunks_of([f"chunk {i}" for i in range(30)]), vecs[:30])
     store.put_document(info("b", "/b.md"), chunks_of([f"chunk {i}" for i in range(30, 60)]), vecs[30:])
     by_text = {c.text: c.id for c in store.chunks(range(1, 61)).values()}
@@ -191,6 +246,7 @@ def test_vector_size_is_fixed_at_creation(tmp_path):
     path = tmp_path / "library.sqlite"
     s = SqliteStore(path)  # size unknown until the first document
     s.set_meta("embed_model", "all-minilm-l6-v2")
+    s.create_collection("default")
     assert s.vector_search(np.ones(DIM, np.float32), 3) == []
     s.put_document(info(), chunks_of(TEXTS[:1]), unit(np.random.default_rng(6), 1, 384))
     s.close()
@@ -216,6 +272,10 @@ def test_files_and_pending(store):
     assert store.file("file-abc") == f and store.files() == [f] and store.file("file-x") is None
     assert store.remove_file("file-abc") is True and store.remove_file("file-abc") is False and store.files() == []
 
+    with pytest.raises(DocumentError, match="no collection 'papers'"):
+        store.add_pending("papers", "file-1")
+    store.create_collection("papers")
+    store.create_collection("notes")
     store.add_pending("papers", "file-1")
     store.add_pending("papers", "file-1")
     store.add_pending("notes", "file-2")
@@ -264,7 +324,8 @@ def test_killed_writer_leaves_a_consistent_library(tmp_path):
 
 def test_two_processes_write_at_once(tmp_path):
     db = tmp_path / "library.sqlite"
-    SqliteStore(db, dim=384).close()
+    with SqliteStore(db, dim=384) as s:
+        s.create_collection("third")
     writers = [_writer(db, "first", 12, 1), _writer(db, "second", 12, 2)]
     with SqliteStore(db) as s:  # and this process reads and writes meanwhile
         for i in range(10):
@@ -287,6 +348,7 @@ def test_threads_share_one_store(store):
     def work(t: int) -> None:
         rng = np.random.default_rng(t)
         try:
+            store.create_collection(f"c{t}")
             for i in range(20):
                 v = unit(rng, 3)
                 store.put_document(info(f"c{t}", f"/d{i % 4}.md"), chunks_of(TEXTS[:3]), v)

@@ -150,8 +150,9 @@ class DocLibrary:
 
     def ingest(self, collection: str, source: str, data: bytes, *, filename: str,
                sha256: str | None = None) -> DocInfo:
-        """Parse, chunk, embed and store one document (replacing any earlier version of `source`); raises
-        DocumentError for a file that cannot be read, leaving the library as it was."""
+        """Parse, chunk, embed and store one document (replacing any earlier version of `source`) in an existing
+        collection, named or given by id ("vs_..."); raises DocumentError for a file that cannot be read or a
+        collection that is gone (deleted while the file was being embedded), leaving the library as it was."""
         from hogar.docs.chunking import chunk_document
         from hogar.docs.parsers import parse_bytes
 

@@ -32,7 +32,6 @@ HINTS: dict[str, str] = {  # what to do with a type hogar does not read
     ".ppt": "export it as PDF", ".pptx": "export it as PDF", ".xls": "save it as .csv",
     ".xlsx": "save it as .csv", ".epub": "convert it to HTML or PDF",
     **dict.fromkeys((".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".webp"), "an image: OCR it first")}
-_HINTS = HINTS  # the name server/docs_api.py imports
 _SKIP_DIRS = {"__pycache__", "node_modules", ".git", ".hg", ".svn", ".venv", "venv"}
 
 

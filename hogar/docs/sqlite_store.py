@@ -25,6 +25,8 @@ BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process's trans
 MAX_K = 4096  # sqlite-vec's limit on k in one KNN query
 MAX_QUERY_WORDS = 64
 SQL_BATCH = 500  # ids bound per IN (...) list
+# a collection's id; an argument of this form is looked up as an id, never as a name, so no name may take it
+COLLECTION_ID = re.compile(r"vs_[0-9a-f]{24}")
 
 # porter on top of unicode61: "install" finds "installing"/"installed"; stemming is applied to the query's quoted
 # words too, and words porter does not know (other languages, identifiers) pass through it unchanged
@@ -121,9 +123,12 @@ def _batches(items: Sequence, n: int = SQL_BATCH) -> Iterator[Sequence]:
 class SqliteStore:
     def __init__(self, path: Path | str, dim: int | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self.conn = apsw.Connection(str(self.path))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = apsw.Connection(str(self.path))
+        except (apsw.Error, OSError) as e:
+            raise DocumentError(self._cannot_open(e)) from None
         try:
             self.conn.enable_load_extension(True)
             self.conn.load_extension(sqlite_vec.loadable_path())
@@ -139,7 +144,14 @@ class SqliteStore:
                 raise DocumentError(f"{self.path} is not a usable document library ({e})") from None
             if isinstance(e, apsw.BusyError):
                 raise DocumentError(f"{self.path} is locked by another process; try again") from None
+            if isinstance(e, apsw.Error | OSError):
+                raise DocumentError(self._cannot_open(e)) from None
             raise
+
+    def _cannot_open(self, e: BaseException) -> str:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        return (f"cannot open the document library {self.path} ({why}); check that its folder exists and is "
+                "writable, or choose another library (--library DIR)")
 
     def _create_schema(self, dim: int | None) -> None:
         with self._write(refresh=False):
@@ -192,11 +204,13 @@ class SqliteStore:
                     stored = self._get_meta("embed_dim")
                     self._dim = int(stored) if stored is not None else None
                 yield
+                self.conn.execute("COMMIT")  # can fail too (a deferred constraint, a full disk): rolled back below
             except BaseException:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
+                    stored = self._get_meta("embed_dim")  # the vector size this transaction fixed may be undone
+                    self._dim = int(stored) if stored is not None else None
                 raise
-            self.conn.execute("COMMIT")
 
     def _rows(self, sql: str, args: Sequence = ()) -> list[tuple]:
         with self._lock:
@@ -226,9 +240,25 @@ class SqliteStore:
     # ---- collections --------------------------------------------------------------------------------------------
 
     def _collection_id(self, name_or_id: str) -> str | None:
-        row = self.conn.execute("SELECT id FROM collections WHERE name = ? UNION ALL "
-                                "SELECT id FROM collections WHERE id = ? LIMIT 1", (name_or_id, name_or_id)).fetchone()
+        column = "id" if COLLECTION_ID.fullmatch(name_or_id) else "name"
+        row = self.conn.execute(f"SELECT id FROM collections WHERE {column} = ?", (name_or_id,)).fetchone()
         return row[0] if row else None
+
+    def _existing_collection_id(self, name_or_id: str) -> str:
+        """For writes into a collection: one deleted meanwhile is an error, never made again under the same name
+        (the server's ingest would otherwise fill a new vector store of that name)."""
+        cid = self._collection_id(name_or_id)
+        if cid is None:
+            raise DocumentError(f"no collection {name_or_id!r} (it may have been deleted); create it first")
+        return cid
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not name.strip():
+            raise DocumentError("a collection needs a name")
+        if COLLECTION_ID.fullmatch(name):
+            raise DocumentError(f"{name!r} has the form of a collection id (vs_ and 24 hex digits); "
+                                "choose another name")
 
     def _collection_ids(self, names_or_ids: Sequence[str] | None) -> list[str] | None:
         """None: all collections; unknown names are left out (searching them finds nothing)."""
@@ -259,16 +289,17 @@ class SqliteStore:
             return self._collection_info(cid) if cid else None
 
     def _create_collection(self, name: str) -> str:
-        cid = self.conn.execute("SELECT id FROM collections WHERE name = ?", (name,)).fetchone()
-        if cid:
-            return cid[0]
-        if not name.strip():
-            raise DocumentError("a collection needs a name")
+        """An existing collection's id (by name, or by id when `name` is one), else a new collection's."""
+        cid = self._collection_id(name)
+        if cid is not None:
+            return cid
+        self._check_name(name)
         new_id = "vs_" + secrets.token_hex(12)
         self.conn.execute("INSERT INTO collections(id, name, created) VALUES (?, ?, ?)", (new_id, name, time.time()))
         return new_id
 
     def create_collection(self, name: str) -> CollectionInfo:
+        """Idempotent: an existing collection of that name (or that id) is returned as it is."""
         with self._write():
             cid = self._create_collection(name)
         with self._lock:
@@ -284,8 +315,7 @@ class SqliteStore:
             other = self.conn.execute("SELECT id FROM collections WHERE name = ?", (new_name,)).fetchone()
             if other and other[0] != cid:
                 raise DocumentError(f"a collection named {new_name} exists already")
-            if not new_name.strip():
-                raise DocumentError("a collection needs a name")
+            self._check_name(new_name)
             self.conn.execute("UPDATE collections SET name = ? WHERE id = ?", (new_name, cid))
             info = self._collection_info(cid)
         assert info is not None
@@ -340,7 +370,7 @@ class SqliteStore:
         with self._write():
             if self._dim is None or vectors.shape[1] != self._dim:
                 self._dim = self._ensure_dim(vectors.shape[1])
-            cid = self._create_collection(info.collection)
+            cid = self._existing_collection_id(info.collection)
             old = self.conn.execute("SELECT id FROM documents WHERE collection_id = ? AND source = ?",
                                     (cid, info.source)).fetchone()
             if old:
@@ -445,7 +475,7 @@ class SqliteStore:
     # ---- uploaded files -----------------------------------------------------------------------------------------
 
     @staticmethod
-    def _file_json(row: tuple) -> dict:
+    def _file_record(row: tuple) -> dict:
         file_id, filename, size, purpose, created_at, sha256 = row
         return {"id": file_id, "object": "file", "bytes": size, "created_at": created_at, "filename": filename,
                 "purpose": purpose, "sha256": sha256}
@@ -456,15 +486,15 @@ class SqliteStore:
         row = (file_id, filename, int(size), purpose, int(time.time()), sha256)
         with self._write():
             self.conn.execute(f"INSERT OR REPLACE INTO files({self._FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", row)
-        return self._file_json(row)
+        return self._file_record(row)
 
     def files(self) -> list[dict]:
         rows = self._rows(f"SELECT {self._FILE_COLUMNS} FROM files ORDER BY created_at, id")
-        return [self._file_json(r) for r in rows]
+        return [self._file_record(r) for r in rows]
 
     def file(self, file_id: str) -> dict | None:
         rows = self._rows(f"SELECT {self._FILE_COLUMNS} FROM files WHERE id = ?", (file_id,))
-        return self._file_json(rows[0]) if rows else None
+        return self._file_record(rows[0]) if rows else None
 
     def remove_file(self, file_id: str) -> bool:
         with self._write():
@@ -474,7 +504,7 @@ class SqliteStore:
 
     def add_pending(self, collection: str, source: str) -> None:
         with self._write():
-            cid = self._create_collection(collection)
+            cid = self._existing_collection_id(collection)
             self.conn.execute("INSERT OR IGNORE INTO pending(collection_id, source) VALUES (?, ?)", (cid, source))
 
     def pending(self) -> list[tuple[str, str]]:

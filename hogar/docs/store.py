@@ -21,10 +21,13 @@ class Store(Protocol):
     # collections (the API's vector stores)
     def collections(self) -> list[CollectionInfo]: ...
 
-    def collection(self, name_or_id: str) -> CollectionInfo | None: ...
+    def collection(self, name_or_id: str) -> CollectionInfo | None:
+        """An argument of the form vs_<24 hex> is an id, anything else a name."""
+        ...
 
     def create_collection(self, name: str) -> CollectionInfo:
-        """Idempotent: an existing collection of that name is returned as it is."""
+        """Idempotent: an existing collection of that name (or that id) is returned as it is; a name of the form
+        vs_<24 hex> is refused (it would read as an id)."""
         ...
 
     def rename_collection(self, name_or_id: str, new_name: str) -> CollectionInfo: ...
@@ -40,8 +43,9 @@ class Store(Protocol):
 
     def put_document(self, info: DocInfo, chunks: Sequence[Chunk], vectors: np.ndarray) -> DocInfo:
         """Adds a document, replacing one with the same (collection, source), in ONE transaction: a crash leaves the
-        old version or the new one, never a mix. vectors: float32 [len(chunks), dim], unit length. The collection is
-        created when missing. Returns the info as stored (n_chunks, added set)."""
+        old version or the new one, never a mix. vectors: float32 [len(chunks), dim], unit length. The collection
+        (info.collection: a name or a vs_ id) must exist: DocumentError when it is gone. Returns the info as stored
+        (n_chunks, added set)."""
         ...
 
     def remove_document(self, collection: str, source: str) -> bool: ...
@@ -72,7 +76,9 @@ class Store(Protocol):
     def remove_file(self, file_id: str) -> bool: ...
 
     # work started and not finished (a vector store file being ingested when the server stopped): resumed on start
-    def add_pending(self, collection: str, source: str) -> None: ...
+    def add_pending(self, collection: str, source: str) -> None:
+        """The collection must exist."""
+        ...
 
     def pending(self) -> list[tuple[str, str]]: ...
 

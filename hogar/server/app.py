@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -56,6 +56,9 @@ PAGE_HEADERS = {
 PAGE_HEADER_LIST = [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()]
 
 
+B = TypeVar("B", bound=BaseModel)
+
+
 def _public(path: str) -> bool:
     """The health check and the page's static files need no API key: the page asks for it, then sends it to /v1."""
     return path in ("/health", "/v1/health", "/") or path.startswith("/ui/")
@@ -76,6 +79,27 @@ def _validation_message(e: ValidationError) -> tuple[str, str | None]:
     err = e.errors()[0]
     loc = ".".join(str(x) for x in err.get("loc", ()))
     return (f"{loc}: {err.get('msg', 'invalid value')}" if loc else err.get("msg", "invalid request")), loc or None
+
+
+async def read_body(request: Request, schema: type[B], max_body: int, *, empty: bool = False) -> B:
+    """A JSON object body, at most max_body bytes, validated against `schema`; errors are one-line 400s (413 when too
+    large). empty: an empty body reads as {}."""
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > max_body:
+            raise ApiError(413, f"the request body is over the limit of {max_body} bytes", code="request_too_large")
+    try:
+        obj = json.loads(body) if body.strip() or not empty else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"the body is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    try:
+        return schema.model_validate(obj)
+    except ValidationError as e:
+        message, param = _validation_message(e)
+        raise ApiError(400, message, param=param) from None
 
 
 class _Guard:
@@ -183,23 +207,7 @@ class Server:
         return app
 
     async def _parse(self, request: Request, schema: type[BaseModel]) -> Any:
-        body = bytearray()
-        async for part in request.stream():
-            body += part
-            if len(body) > self.max_body:
-                raise ApiError(413, f"the request body is over the limit of {self.max_body} bytes",
-                               code="request_too_large")
-        try:
-            obj = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ApiError(400, f"the body is not valid JSON ({e})") from None
-        if not isinstance(obj, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        try:
-            req = schema.model_validate(obj)
-        except ValidationError as e:
-            message, param = _validation_message(e)
-            raise ApiError(400, message, param=param) from None
+        req = await read_body(request, schema, self.max_body)
         model = getattr(req, "model", None)
         if model and model not in self.names:
             raise ApiError(404, f"model {model!r} does not exist; this server serves {self.model_id!r}",

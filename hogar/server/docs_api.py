@@ -20,8 +20,10 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from hogar.docs.answer import sources_json
-from hogar.docs.types import DocumentError, Hit
-from hogar.errors import HogarError
+from hogar.docs.library import RRF_K
+from hogar.docs.sqlite_store import COLLECTION_ID
+from hogar.docs.types import Hit
+from hogar.errors import HogarError, ModelFileError
 from hogar.server.app import ApiError
 from hogar.server.docs_requests import FORM_OVERHEAD, MAX_UPLOAD, check_type, page, parse_size, read_json, safe_filename
 from hogar.server.docs_worker import DocsWorker
@@ -39,6 +41,10 @@ PURPOSES = ("assistants", "user_data", "batch", "fine-tune", "vision", "evals")
 CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 256, "chunk_overlap_tokens": 32}}
 FILE_SEARCH_K = 5
 POLL_AFTER = {"openai-poll-after-ms": "250"}  # how soon the openai package's *_and_poll helpers ask again
+MAX_BATCHES = 1000  # file batches remembered (in memory): the oldest are forgotten
+RRF_BEST = 2 / (RRF_K + 1)  # the fused score of a chunk ranked first in both lists
+# what a search result's score (0..1) is, by search mode; returned in each result's attributes as score_kind
+SCORE_KINDS = {"hybrid": "rrf_normalized", "vector": "cosine_similarity", "keyword": "bm25_relative_to_best"}
 
 
 class DocsApi:
@@ -51,11 +57,12 @@ class DocsApi:
 
     async def start(self) -> None:
         """At server start: resume the ingestion a stopped server left unfinished (opens the library only when it
-        exists). A library that cannot be opened is reported, not fatal: the documents requests will say why."""
+        exists). Nothing about the library stops the server: it is reported, and the documents requests say why."""
         try:
             n = await asyncio.to_thread(self.worker.resume)
-        except HogarError as e:
-            print(f"hogar: warning: documents: {e}", file=sys.stderr, flush=True)
+        except Exception as e:  # noqa: BLE001 - chat is served whatever state the library is in
+            why = str(e) if isinstance(e, HogarError) else f"{type(e).__name__}: {e}"
+            print(f"hogar: warning: documents: {why}", file=sys.stderr, flush=True)
             return
         if n:
             print(f"hogar: resuming the ingestion of {n} file(s) left unfinished in {self.worker.folder}",
@@ -94,8 +101,16 @@ class DocsApi:
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return await asyncio.to_thread(fn, *args)
-        except DocumentError as e:
+        except ModelFileError as e:  # the embedding model is not installed (or not readable)
+            how = "" if "make setup" in str(e) else "; install it with make setup"
+            raise ApiError(503, f"the documents' embedding model cannot be loaded: {e}{how}", "server_error",
+                           code="embedding_model_unavailable") from None
+        except HogarError as e:
             raise ApiError(400, str(e), code="invalid_request") from None
+        except OSError as e:
+            where = f" ({e.filename})" if e.filename else ""
+            raise ApiError(500, f"the document library cannot be read or written{where}: {e.strerror or e}",
+                           "server_error") from None
 
     # ---- files ------------------------------------------------------------------------------------------------
 
@@ -187,7 +202,7 @@ class DocsApi:
         lib = self.worker.library()
         for info in lib.collections():
             self.worker.cancel(info.id, file_id)
-            lib.remove(file_id, info.name)
+            lib.remove(file_id, info.id)
         self.worker.forget(file_id=file_id)
         self.store.remove_file(file_id)
         (self.worker.files_dir / file_id).unlink(missing_ok=True)
@@ -207,7 +222,7 @@ class DocsApi:
     def _store_json(self, info: Any) -> dict:
         queued = self.worker.in_progress(info.id)
         failed = self.worker.failures(info.id)
-        completed = info.n_documents - sum(1 for f in queued if self.store.document(info.name, f) is not None)
+        completed = info.n_documents - sum(1 for f in queued if self.store.document(info.id, f) is not None)
         counts = {"in_progress": len(queued), "completed": completed, "failed": len(failed), "cancelled": 0}
         counts["total"] = sum(counts.values())
         return {"id": info.id, "object": "vector_store", "created_at": int(info.created), "name": info.name,
@@ -220,6 +235,8 @@ class DocsApi:
         """OpenAI lets two vector stores share a name; a library's collections are named uniquely, so a taken name
         gets a number."""
         base = (name or "").strip() or "vector store"
+        if COLLECTION_ID.fullmatch(base):
+            raise ApiError(400, f"{base!r} has the form of a vector store id; choose another name", param="name")
         taken = {c.name for c in self.store.collections()}
         if base not in taken:
             return base
@@ -250,6 +267,8 @@ class DocsApi:
 
     def _update_store(self, vs_id: str, req: VectorStoreUpdate) -> dict:
         info = self._collection(vs_id)
+        if req.name is not None and COLLECTION_ID.fullmatch(req.name.strip()):
+            raise ApiError(400, f"{req.name!r} has the form of a vector store id; choose another name", param="name")
         if req.name is not None and req.name != info.name:
             info = self.store.rename_collection(info.id, req.name)
         if req.metadata is not None:
@@ -274,7 +293,7 @@ class DocsApi:
     def _store_file_json(self, info: Any, file_id: str, *, status: str | None = None) -> dict:
         """The vector store file's state: queued or being ingested, stored, or failed (404 when it is none)."""
         queued = self.worker.in_progress(info.id)
-        doc = None if file_id in queued else self.store.document(info.name, file_id)
+        doc = None if file_id in queued else self.store.document(info.id, file_id)
         failure = None if doc or file_id in queued else self.worker.failures(info.id).get(file_id)
         if file_id in queued:
             state, created, size, error = "in_progress", int(queued[file_id]), 0, None
@@ -296,7 +315,7 @@ class DocsApi:
             self._file(fid)
         queued = self.worker.in_progress(info.id)
         for fid in dict.fromkeys(file_ids):
-            if fid not in queued and self.store.document(info.name, fid) is None:
+            if fid not in queued and self.store.document(info.id, fid) is None:
                 self.worker.enqueue(info.id, fid)
         return info
 
@@ -312,7 +331,7 @@ class DocsApi:
     def _store_files(self, info: Any, file_ids: Sequence[str] | None = None) -> list[dict]:
         """The API's files of a vector store (documents whose source is a file id; CLI-added ones are left out)."""
         ids = list(self.worker.in_progress(info.id)) + list(self.worker.failures(info.id))
-        ids += [d.source for d in self.store.documents(info.name) if d.source.startswith("file-")]
+        ids += [d.source for d in self.store.documents(info.id) if d.source.startswith("file-")]
         out = []
         for fid in dict.fromkeys(ids):
             if file_ids is None or fid in file_ids:
@@ -334,7 +353,7 @@ class DocsApi:
         info = self._collection(vs_id)
         self._store_file_json(info, file_id)  # 404 when it is not there
         self.worker.cancel(info.id, file_id)
-        self.worker.library().remove(file_id, info.name)
+        self.worker.library().remove(file_id, info.id)
         self.worker.forget(info.id, file_id)
         return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
@@ -348,7 +367,11 @@ class DocsApi:
         if self._store_file_json(info, file_id)["status"] != "completed":
             raise ApiError(400, f"{file_id} is not processed yet (or failed): its text is not in the vector store")
         rec = self._file(file_id)
-        text = parse_bytes(rec["filename"], (self.worker.files_dir / file_id).read_bytes()).text
+        try:
+            data = (self.worker.files_dir / file_id).read_bytes()
+        except FileNotFoundError:
+            raise ApiError(404, f"the bytes of {file_id} are missing from the library", code="not_found") from None
+        text = parse_bytes(rec["filename"], data).text
         return {"object": "vector_store.file_content.page", "data": [{"type": "text", "text": text}],
                 "has_more": False, "next_page": None}
 
@@ -382,6 +405,8 @@ class DocsApi:
         info = self._attach(vs_id, file_ids)
         batch_id = "vsfb_" + secrets.token_hex(12)
         self.batches[batch_id] = (info.id, file_ids, int(time.time()))
+        while len(self.batches) > MAX_BATCHES:  # dicts keep insertion order: the first is the oldest
+            del self.batches[next(iter(self.batches))]
         return self._batch_json(batch_id)
 
     async def create_batch(self, vs_id: str, request: Request) -> dict:
@@ -414,7 +439,7 @@ class DocsApi:
 
     def _search(self, vs_ids: Sequence[str], query: str, k: int, mode: str = "hybrid") -> tuple[list[Hit], dict]:
         infos = [self._collection(v) for v in vs_ids]
-        hits = self.worker.library().search(query, k, [i.name for i in infos], mode=mode)
+        hits = self.worker.library().search(query, k, [i.id for i in infos], mode=mode)
         now = int(time.time())
         for i in infos:
             self.active[i.id] = now
@@ -428,13 +453,15 @@ class DocsApi:
         hits, _ = await self._run(self._search, [vs_id], query, req.max_num_results, req.mode)
         threshold = req.ranking_options.score_threshold if req.ranking_options else None
         data = []
-        for h in hits:
-            if threshold is not None and h.score < threshold:
+        for h, score in zip(hits, scores_01(hits, req.mode), strict=True):
+            if threshold is not None and score < threshold:
                 continue
             c = h.chunk
             attributes = {"page": c.page, "heading": c.heading, "start": c.start, "end": c.end, "source": c.source,
-                          "collection": c.collection}
-            data.append({"file_id": c.source, "filename": c.filename or c.source, "score": h.score,
+                          "collection": c.collection, "score_kind": SCORE_KINDS[req.mode]}
+            # documents added with `hogar docs add` have a path as their source, not a file of the Files API
+            data.append({"file_id": c.source if c.source.startswith("file-") else None,
+                         "filename": c.filename or c.source, "score": score,
                          "attributes": {k: v for k, v in attributes.items() if v is not None},
                          "content": [{"type": "text", "text": c.text}]})
         return {"object": "vector_store.search_results.page", "search_query": query, "data": data,
@@ -467,3 +494,15 @@ class DocsApi:
             s["file_id"] = s["source"] if s["source"].startswith("file-") else None
             s["vector_store_id"] = ids.get(s["collection"])
         return out
+
+
+def scores_01(hits: Sequence[Hit], mode: str) -> list[float]:
+    """The search API's scores, in 0..1 like OpenAI's (ranking_options.score_threshold applies to them). hybrid: the
+    reciprocal rank fusion score over its best possible value (1.0 = first in both the vector and the keyword list);
+    vector: the cosine similarity (below 0 read as 0); keyword: BM25 relative to the best hit's (1.0 = the best)."""
+    if mode == "hybrid":
+        return [min(1.0, h.score / RRF_BEST) for h in hits]
+    if mode == "vector":
+        return [min(1.0, max(0.0, h.score)) for h in hits]
+    best = max((h.score for h in hits), default=0.0)
+    return [max(0.0, h.score / best) if best > 0 else 0.0 for h in hits]

@@ -3,15 +3,14 @@ stored, JSON bodies validated against the schemas, and OpenAI's cursor pages."""
 
 from __future__ import annotations
 
-import json
 import os
 import unicodedata
 from typing import TypeVar
 
 from fastapi import Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from hogar.server.app import ApiError, _validation_message
+from hogar.server.app import ApiError, read_body
 
 MAX_UPLOAD = 64 << 20
 FORM_OVERHEAD = 64 << 10  # multipart boundaries, part headers and the purpose field, on top of the file itself
@@ -51,12 +50,12 @@ def safe_filename(name: str) -> str:
 def check_type(name: str, head: bytes) -> None:
     """Refuse what the library cannot read, before it is stored: by suffix, and by its first bytes where that is
     cheap (a PDF starts with %PDF, a .docx is a zip)."""
-    from hogar.docs.parsers import _HINTS, NAMES, SUFFIXES
+    from hogar.docs.parsers import HINTS, NAMES, SUFFIXES
 
     suffix = os.path.splitext(name)[1].lower()
     kind = SUFFIXES.get(suffix) or NAMES.get(name.lower())
     if kind is None:
-        hint = f" ({_HINTS[suffix]})" if suffix in _HINTS else ""
+        hint = f" ({HINTS[suffix]})" if suffix in HINTS else ""
         raise ApiError(400, f"{name}: unsupported file type {suffix or '(no suffix)'}{hint}; hogar reads PDF, DOCX, "
                             "HTML, Markdown, text and code files", param="file", code="unsupported_file")
     magic = _SNIFF.get(kind)
@@ -66,22 +65,8 @@ def check_type(name: str, head: bytes) -> None:
 
 
 async def read_json(request: Request, schema: type[T]) -> T:
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > MAX_JSON:
-            raise ApiError(413, f"the request body is over the limit of {MAX_JSON} bytes", code="request_too_large")
-    try:
-        obj = json.loads(body) if body.strip() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"the body is not valid JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    try:
-        return schema.model_validate(obj)
-    except ValidationError as e:
-        message, param = _validation_message(e)
-        raise ApiError(400, message, param=param) from None
+    """A documents request's JSON body (an empty one reads as {})."""
+    return await read_body(request, schema, MAX_JSON, empty=True)
 
 
 def page(items: list[dict], request: Request, *, key: str = "created_at") -> dict:

@@ -6,9 +6,11 @@ work on its next start. What failed is kept in the library's meta table, so poll
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -32,7 +34,6 @@ class DocsWorker:
         self._jobs: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.busy: tuple[str, str] | None = None  # the job being ingested now
 
     # ---- the library ------------------------------------------------------------------------------------------
 
@@ -41,25 +42,37 @@ class DocsWorker:
         return self.folder / "files"
 
     def library(self) -> DocLibrary:
-        """The library, opened on first use (blocking: call it off the event loop)."""
+        """The library, opened on first use (blocking: call it off the event loop). A folder that cannot be made or
+        written is a DocumentError naming it."""
         with self._open:
             if self._lib is None:
-                self._lib = DocLibrary(self.folder, embed_model=self.embed_model)
-                self.files_dir.mkdir(parents=True, exist_ok=True)
+                try:
+                    lib = DocLibrary(self.folder, embed_model=self.embed_model)
+                except OSError as e:
+                    raise DocumentError(f"cannot open the document library {self.folder} ({e.strerror or e}); "
+                                        "check that it is a writable folder, or choose another (--library DIR)"
+                                        ) from None
+                try:
+                    self.files_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    lib.close()
+                    raise DocumentError(f"cannot make {self.files_dir} ({e.strerror or e}); check that the library "
+                                        "folder is writable") from None
+                self._lib = lib
             return self._lib
-
-    @property
-    def opened(self) -> bool:
-        return self._lib is not None
 
     def resume(self) -> int:
         """At server start: when the library exists, queue again what was being ingested when the server stopped,
-        and sweep temporary files left by an interrupted upload. Returns how many files were queued."""
+        and delete what an interrupted upload or file deletion left in files/ (temporary files, and bytes no file
+        record names). Returns how many files were queued. Runs before the server takes requests, so no upload is
+        between writing its bytes and recording them."""
         if not (self.folder / "library.sqlite").exists():
             return 0
         lib = self.library()
-        for tmp in self.files_dir.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        known = {f["id"] for f in lib.store.files()}
+        for path in self.files_dir.iterdir():
+            if path.name not in known and path.is_file():
+                path.unlink(missing_ok=True)
         n = 0
         for collection, source in lib.store.pending():
             info = lib.store.collection(collection)
@@ -91,7 +104,7 @@ class DocsWorker:
             info = lib.store.collection(vs_id)
             if info is None:
                 raise DocumentError(f"no vector store {vs_id!r}")
-            lib.store.add_pending(info.name, file_id)
+            lib.store.add_pending(info.id, file_id)
         with self.lock:
             self.queued[(vs_id, file_id)] = time.time()
             self._forget_failure(vs_id, file_id)
@@ -108,23 +121,12 @@ class DocsWorker:
             keys = [k for k in self.queued if k[0] == vs_id and (file_id is None or k[1] == file_id)]
             for key in keys:
                 del self.queued[key]
-        info = lib.store.collection(vs_id)
-        if info is not None:
-            for _, fid in keys:
-                lib.store.remove_pending(info.name, fid)
+        for _, fid in keys:
+            lib.store.remove_pending(vs_id, fid)
 
     def in_progress(self, vs_id: str) -> dict[str, float]:
         with self.lock:
             return {fid: t for (vid, fid), t in self.queued.items() if vid == vs_id}
-
-    def wait_idle(self, timeout: float) -> bool:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            with self.lock:
-                if not self.queued:
-                    return True
-            time.sleep(0.05)
-        return False
 
     # ---- the worker -------------------------------------------------------------------------------------------
 
@@ -136,17 +138,14 @@ class DocsWorker:
             with self.lock:
                 if job not in self.queued:
                     continue  # cancelled, or queued twice and already done
-                self.busy = job
             try:
                 self._ingest(*job)
-            finally:
-                with self.lock:
-                    self.busy = None
+            except Exception as e:  # noqa: BLE001 - the file fails, the worker goes on with the next one
+                self._failed_unexpectedly(*job, e)
 
     def _ingest(self, vs_id: str, file_id: str) -> None:
         lib = self.library()
-        info = lib.store.collection(vs_id)
-        if info is None:  # the vector store went while the file waited
+        if lib.store.collection(vs_id) is None:  # the vector store went while the file waited
             with self.lock:
                 self.queued.pop((vs_id, file_id), None)
             return
@@ -157,22 +156,30 @@ class DocsWorker:
             if record is None or not path.is_file():
                 raise DocumentError(f"{file_id}: the file was deleted")
             name = record.get("filename") or file_id
-            lib.ingest(info.name, file_id, path.read_bytes(), filename=name, sha256=record.get("sha256"))
+            # by id: a store deleted meanwhile is an error here, never a new store of the same name filled instead
+            lib.ingest(vs_id, file_id, path.read_bytes(), filename=name, sha256=record.get("sha256"))
         except DocumentError as e:
             error = {"code": "invalid_file", "message": str(e)}
         except Exception as e:  # noqa: BLE001 - any failure is reported on the vector store file, the worker goes on
             error = {"code": "server_error", "message": f"{type(e).__name__}: {e}"}
         with self.lock:
             wanted = self.queued.pop((vs_id, file_id), None) is not None
-            info = lib.store.collection(vs_id) or info  # renamed meanwhile?
-            if not wanted:  # detached (or deleted) while it was being ingested
-                lib.remove(file_id, info.name)
-                again = lib.store.collection(info.name)
-                if again is not None and again.id != vs_id and again.n_documents == 0:
-                    lib.store.drop_collection(again.id)  # storing it re-made the deleted vector store: undo that
+            if not wanted:  # detached while it was being ingested (a deleted store has nothing left to remove)
+                lib.remove(file_id, vs_id)
             elif error is not None:
                 self._record_failure(vs_id, file_id, error)
-            lib.store.remove_pending(info.name, file_id)
+            lib.store.remove_pending(vs_id, file_id)
+
+    def _failed_unexpectedly(self, vs_id: str, file_id: str, e: Exception) -> None:
+        """A failure outside the ingest itself (the library's bookkeeping): logged, and the file marked failed when
+        that can still be recorded; it stays pending, so the next start tries it again."""
+        message = f"{type(e).__name__}: {e}"
+        print(f"hogar: documents: {file_id} in {vs_id} failed: {message}", file=sys.stderr, flush=True)
+        with self.lock:
+            wanted = self.queued.pop((vs_id, file_id), None) is not None
+            if wanted:
+                with contextlib.suppress(Exception):
+                    self._record_failure(vs_id, file_id, {"code": "server_error", "message": message})
 
     # ---- records kept in the meta table -----------------------------------------------------------------------
 
