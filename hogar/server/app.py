@@ -416,6 +416,13 @@ class Server:
 
     async def chat(self, request: Request) -> Response:
         req: ChatRequest = await self._parse(request, ChatRequest)
+        result = await self.chat_result(request, req)
+        return JSONResponse(result) if isinstance(result, dict) else self._sse(result)
+
+    async def chat_result(self, request: Request, req: ChatRequest) -> dict | AsyncIterator[dict]:
+        """The one internal path of every chat request (OpenAI's, and the Ollama and Anthropic modules, which map
+        their requests to a ChatRequest and the result back): a chat.completion dict, or when req.stream the
+        chat.completion.chunk dicts. `request` is watched for the client going away."""
         self._require_generative()
         max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         try:
@@ -437,11 +444,11 @@ class Server:
         events = self._events(request, jobs, queue)
         if req.stream:
             usage_wanted = bool(req.stream_options and req.stream_options.include_usage)
-            return self._sse(self._chat_stream(events, head, req.n, usage_wanted, top is not None, sources))
+            return self._chat_stream(events, head, req.n, usage_wanted, top is not None, sources)
         texts, lps, finish, completion = await self._collect(events, len(jobs))
         prompt_tokens = len(ids)
         extra = {"sources": sources} if sources is not None else {}
-        return JSONResponse({**head, "object": "chat.completion", **extra, "choices": [
+        return ({**head, "object": "chat.completion", **extra, "choices": [
             {"index": i, "message": {"role": "assistant", "content": texts[i]},
              "logprobs": {"content": [self._chat_logprob(lp) for lp in lps[i]]} if top is not None else None,
              "finish_reason": finish[i]}
@@ -486,6 +493,11 @@ class Server:
 
     async def completions(self, request: Request) -> Response:
         req: CompletionRequest = await self._parse(request, CompletionRequest)
+        result = await self.completion_result(request, req)
+        return JSONResponse(result) if isinstance(result, dict) else self._sse(result)
+
+    async def completion_result(self, request: Request, req: CompletionRequest) -> dict | AsyncIterator[dict]:
+        """completions' internal path (as chat_result): a text_completion dict or, streamed, its chunks."""
         self._require_generative()
         prompts = self._prompt_ids(req.prompt)
         if len(prompts) * req.n > 16:
@@ -502,10 +514,10 @@ class Server:
                 "system_fingerprint": "hogar"}
         events = self._events(request, jobs, queue)
         if req.stream:
-            return self._sse(self._completion_stream(events, head, req))
+            return self._completion_stream(events, head, req)
         texts, lps, finish, completion = await self._collect(events, len(jobs))
         prompt_tokens = sum(len(p) for p in prompts)
-        return JSONResponse({**head, "choices": [
+        return ({**head, "choices": [
             {"index": i, "text": texts[i], "finish_reason": finish[i],
              "logprobs": self._completion_logprobs(lps[i]) if req.logprobs is not None else None}
             for i in range(len(jobs))],
