@@ -19,7 +19,7 @@ from hogar.errors import ContextOverflowError, HogarError
 from hogar.models.loader import open_model
 from hogar.store import resolve_model
 from hogar.tokenizer import Tokenizer
-from hogar.tokenizer.chat import BUILTIN_TEMPLATES, ChatTemplate, validate_messages
+from hogar.tokenizer.chat import BUILTIN_TEMPLATES, ChatTemplate, turn_options, validate_messages
 
 DEFAULT_N_CTX = 4096
 EMBED_BATCH_TOKENS = 8192  # tokens per forward pass of an embedding model (the texts of a call are packed)
@@ -224,21 +224,28 @@ class Model:
         chunks = self.engine.generate(ids, params)
         return chunks if stream else _last(chunks)
 
-    def chat_ids(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
-        """The tokens of a conversation rendered by the chat template, ready for the assistant's reply."""
+    def chat_ids(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool | None = None,
+                 continue_final_message: bool | None = None, **extra: Any) -> list[int]:
+        """The tokens of a conversation rendered by the chat template, ready for the assistant's reply. One that ends
+        with an assistant message is continued (its text goes on, no end-of-turn marker) unless
+        add_generation_prompt=True asks for a new reply; see hogar.tokenizer.chat.turn_options. extra: template
+        variables (tools=...)."""
         self._require_generative()
-        text = self.chat_template.render(messages, add_generation_prompt=True)
+        agp, cont = turn_options(messages, add_generation_prompt, continue_final_message)
+        text = self.chat_template.render(messages, add_generation_prompt=agp, continue_final_message=cont, **extra)
         return self.tokenize(
             text, add_bos=not text.startswith(self._token_text(self.tokenizer.bos_id) or "\0"), parse_special=True
         )
 
-    def chat_prompt(self, messages: Sequence[Mapping[str, Any]], *, reserve: int = 0) -> tuple[list[int], int]:
+    def chat_prompt(self, messages: Sequence[Mapping[str, Any]], *, reserve: int = 0,
+                    **options: Any) -> tuple[list[int], int]:
         """Render and tokenize a conversation. When it does not fit the context (less `reserve` tokens for the reply),
-        the oldest turns after the system prompt are dropped; returns (ids, number of messages dropped)."""
+        the oldest turns after the system prompt are dropped; returns (ids, number of messages dropped). options:
+        chat_ids' (add_generation_prompt, continue_final_message, template variables)."""
         msgs = validate_messages(messages)
         dropped = 0
         while True:
-            ids = self.chat_ids(msgs)
+            ids = self.chat_ids(msgs, **options)
             if len(ids) + reserve < self.n_ctx:
                 return ids, dropped
             first = 1 if msgs and msgs[0]["role"] == "system" else 0

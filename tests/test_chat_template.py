@@ -268,10 +268,14 @@ def test_invalid_messages(messages, message):
 
 
 def test_valid_messages_are_normalized_copies():
-    tool_call = {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}
+    call = {"id": "1", "type": "function", "function": {"name": "answer", "arguments": '{"n": 42}'}}
+    tool_call = {"role": "assistant", "content": None, "tool_calls": [call]}
     original = [SYSTEM, tool_call, {"role": "tool", "content": [{"type": "text", "text": "42"}], "tool_call_id": "1"}]
     out = validate_messages(original)
-    assert out == [SYSTEM, {**tool_call, "content": ""}, {"role": "tool", "content": "42", "tool_call_id": "1"}]
+    # templates get the arguments as an object (OpenAI sends them as JSON text)
+    as_object = {**call, "function": {"name": "answer", "arguments": {"n": 42}}}
+    assert out == [SYSTEM, {**tool_call, "content": "", "tool_calls": [as_object]},
+                   {"role": "tool", "content": "42", "tool_call_id": "1"}]
     assert original[1]["content"] is None
 
 

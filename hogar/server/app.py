@@ -27,8 +27,9 @@ from pydantic import BaseModel, ValidationError
 
 from hogar.api import sampling_params
 from hogar.docs.answer import grounded_messages, query_of
-from hogar.engine.json_constraint import JsonConstraint
+from hogar.engine.grammar import Grammar, grammars_for
 from hogar.errors import HogarError
+from hogar.server import infill
 from hogar.server.scheduler import Job, Scheduler
 from hogar.server.schemas import (
     ChatRequest,
@@ -38,6 +39,8 @@ from hogar.server.schemas import (
     TokenizeRequest,
 )
 from hogar.tokenizer.chat import validate_messages
+from hogar.tools.plan import ToolError, ToolPlan
+from hogar.tools.plan import plan as tool_plan
 
 if TYPE_CHECKING:
     from hogar.docs.types import Hit
@@ -201,6 +204,11 @@ class Server:
         app.add_api_route("/tokenize", self.tokenize, methods=["POST"])
         app.add_api_route("/detokenize", self.detokenize, methods=["POST"])
         self.docs.mount(app)
+        infill.mount(app, self)
+        from hogar.server import anthropic_api  # it imports this module: loaded here, not at the top
+        anthropic_api.mount(app, self)
+        from hogar.server.ollama_api import OllamaApi
+        OllamaApi(self).mount(app)
         app.add_api_route("/", self.page, methods=["GET", "HEAD"])
         app.mount("/ui", StaticFiles(directory=WEBUI), name="ui")
 
@@ -237,7 +245,8 @@ class Server:
         return [list(ids) for ids in lists] or [[]]
 
     def _jobs(self, ids: list[int], req: Any, max_tokens: int | None, top_logprobs: int | None,
-              json_mode: bool, queue: asyncio.Queue) -> list[Job]:
+              grammar: Grammar | None, queue: asyncio.Queue) -> list[Job]:
+        """The request's jobs, one per choice; each gets its own constraint on `grammar` (see _grammar)."""
         self._check_fits(ids)
         try:
             opts = req.sampling(max_tokens)
@@ -258,9 +267,27 @@ class Server:
             def emit(ev: tuple, i: int = i) -> None:
                 loop.call_soon_threadsafe(queue.put_nowait, (i, ev))
 
-            constraint = JsonConstraint(self.model.tokenizer) if json_mode else None
+            constraint = grammar.constraint() if grammar else None
             jobs.append(Job(ids, p, emit, top_logprobs=top_logprobs, constraint=constraint))
         return jobs
+
+    async def _grammar(self, req: Any) -> Grammar | None:
+        """The grammar the output must follow (response_format, grammar or json_schema), compiled off the event loop
+        (a large schema takes a while); a bad one is a 400 naming the problem."""
+        try:
+            spec = req.constraint_spec()
+        except ValueError as e:
+            raise ApiError(400, str(e), param="response_format") from None
+        if spec is None:
+            return None
+        kind, text, strict = spec
+        model = self.model
+        try:
+            return await asyncio.to_thread(
+                lambda: grammars_for(model.tokenizer, model.n_vocab).compile(kind, text, strict=strict))
+        except ValueError as e:
+            param = "response_format" if getattr(req, "response_format", None) else kind.replace("gbnf", "grammar")
+            raise ApiError(400, str(e), param=param) from None
 
     async def _watch(self, request: Request, jobs: list[Job]) -> None:
         """Cancel the jobs when the client goes away (checked every 0.05 s)."""
@@ -429,47 +456,75 @@ class Server:
             messages = validate_messages([m.model_dump(exclude_none=True) for m in req.messages])
         except ValueError as e:
             raise ApiError(400, str(e), param="messages") from None
+        try:
+            tools = tool_plan(req.tools, req.tool_choice, req.parallel_tool_calls, self.model.chat_template.source)
+            messages, template_vars = tools.prompt(messages) if tools else (messages, {})
+        except ToolError as e:
+            raise ApiError(400, str(e), param=e.param) from None
         found = await self.docs.file_search(req.tools, query_of(messages)) if req.tools else None
         try:
-            ids, hits = self._grounded_ids(messages, found[0] if found else [], max_tokens)
+            turns = {k: v for k, v in (("add_generation_prompt", req.add_generation_prompt),
+                                       ("continue_final_message", req.continue_final_message)) if v is not None}
+            ids, hits = self._grounded_ids(messages, found[0] if found else [], max_tokens, {**template_vars, **turns})
         except ValueError as e:
             raise ApiError(400, str(e), param="messages") from None
         sources = self.docs.sources(hits, found[1]) if found is not None else None
         top = (req.top_logprobs or 0) if req.logprobs else None
-        json_mode = req.response_format is not None and req.response_format.type != "text"
+        forced = tools.grammar() if tools else None  # tool_choice required or a named function
+        grammar = await self._tool_grammar(forced) if forced else await self._grammar(req)
         queue: asyncio.Queue = asyncio.Queue()
-        jobs = self._jobs(ids, req, max_tokens, top, json_mode, queue)
+        jobs = self._jobs(ids, req, max_tokens, top, grammar, queue)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         head = {"id": rid, "created": created, "model": self.model_id, "system_fingerprint": "hogar"}
         events = self._events(request, jobs, queue)
         if req.stream:
             usage_wanted = bool(req.stream_options and req.stream_options.include_usage)
-            return self._chat_stream(events, head, req.n, usage_wanted, top is not None, sources)
+            return self._chat_stream(events, head, req.n, usage_wanted, top is not None, sources,
+                                     tools if tools and tools.parses else None)
         texts, lps, finish, completion = await self._collect(events, len(jobs))
         prompt_tokens = len(ids)
         extra = {"sources": sources} if sources is not None else {}
+        messages_out = []
+        for i in range(len(jobs)):
+            message, called = tools.message(texts[i]) if tools and tools.parses else (
+                {"role": "assistant", "content": texts[i]}, False)
+            messages_out.append(message)
+            if called and finish[i] == "stop":
+                finish[i] = "tool_calls"
         return ({**head, "object": "chat.completion", **extra, "choices": [
-            {"index": i, "message": {"role": "assistant", "content": texts[i]},
+            {"index": i, "message": messages_out[i],
              "logprobs": {"content": [self._chat_logprob(lp) for lp in lps[i]]} if top is not None else None,
              "finish_reason": finish[i]}
             for i in range(len(jobs))],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
                       "total_tokens": prompt_tokens + completion}})
 
-    def _grounded_ids(self, messages: list[dict], hits: list[Hit], max_tokens: int | None
-                      ) -> tuple[list[int], list[Hit]]:
+    def _grounded_ids(self, messages: list[dict], hits: list[Hit], max_tokens: int | None,
+                      template_vars: dict | None = None) -> tuple[list[int], list[Hit]]:
         """The chat's prompt with the file_search passages put before the question; the last passages are dropped
         until the prompt leaves room for the answer (max_tokens, at most a quarter of the context)."""
         room = min(max_tokens if max_tokens is not None else 256, self.model.n_ctx // 4)
         while True:
-            ids = self.model.chat_ids(grounded_messages(messages, hits) if hits else messages)
+            ids = self.model.chat_ids(grounded_messages(messages, hits) if hits else messages, **(template_vars or {}))
             if not hits or len(ids) + room <= self.model.n_ctx:
                 return ids, hits
             hits = hits[:-1]
 
+    async def _tool_grammar(self, forced: tuple[str, str]) -> Grammar:
+        """The grammar that makes the reply a call of one of the tools, with arguments that fit its parameters."""
+        model = self.model
+        try:
+            return await asyncio.to_thread(
+                lambda: grammars_for(model.tokenizer, model.n_vocab).compile(*forced, strict=False))
+        except ValueError as e:
+            raise ApiError(400, f"the tools' parameters cannot be enforced: {e}", param="tools") from None
+
     async def _chat_stream(self, events: AsyncIterator[tuple], head: dict, n: int, usage_wanted: bool,
-                           logprobs: bool, sources: list[dict] | None = None) -> AsyncIterator[dict]:
+                           logprobs: bool, sources: list[dict] | None = None,
+                           tools: ToolPlan | None = None) -> AsyncIterator[dict]:
+        """The chunks; with tools, each choice's text goes through a ToolStream (calls as tool_calls deltas)."""
         chunk = {**head, "object": "chat.completion.chunk"}
+        streams = [tools.stream() for _ in range(n)] if tools else None
         for i in range(n):
             first = {"sources": sources} if sources is not None and i == 0 else {}
             yield {**chunk, **first, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
@@ -478,13 +533,20 @@ class Server:
         async for i, ev in events:
             if ev[0] == "token":
                 lp = {"content": [self._chat_logprob(ev[3])]} if logprobs and ev[3] is not None else None
-                if ev[1] or lp:
-                    yield {**chunk, "choices": [{"index": i, "delta": {"content": ev[1]}, "logprobs": lp,
+                deltas = streams[i].feed(ev[1]) if streams else [{"content": ev[1]}] if ev[1] or lp else []
+                for k, delta in enumerate(deltas or ([{}] if lp else [])):
+                    yield {**chunk, "choices": [{"index": i, "delta": delta, "logprobs": lp if k == 0 else None,
                                                  "finish_reason": None}]}
             elif ev[0] == "done":
                 prompt_tokens = ev[2]["prompt_tokens"]
                 completion += ev[2]["completion_tokens"]
-                yield {**chunk, "choices": [{"index": i, "delta": {}, "logprobs": None, "finish_reason": ev[1]}]}
+                reason = ev[1]
+                if streams:
+                    for delta in streams[i].finish():
+                        yield {**chunk, "choices": [{"index": i, "delta": delta, "logprobs": None,
+                                                     "finish_reason": None}]}
+                    reason = "tool_calls" if streams[i].called and reason == "stop" else reason
+                yield {**chunk, "choices": [{"index": i, "delta": {}, "logprobs": None, "finish_reason": reason}]}
             else:
                 yield {"error": {"message": ev[1], "type": "server_error", "param": None, "code": None}}
         if usage_wanted:
@@ -502,10 +564,11 @@ class Server:
         prompts = self._prompt_ids(req.prompt)
         if len(prompts) * req.n > 16:
             raise ApiError(400, "at most 16 completions per request (prompts x n)", param="n")
+        grammar = await self._grammar(req)
         queue: asyncio.Queue = asyncio.Queue()
         jobs: list[Job] = []
         for ids in prompts:
-            jobs += self._jobs(ids, req, req.max_tokens, req.logprobs, False, queue)
+            jobs += self._jobs(ids, req, req.max_tokens, req.logprobs, grammar, queue)
         # emits carry the index within each prompt's n; make them global
         for k, job in enumerate(jobs):
             job.emit = self._reindex(queue, k)

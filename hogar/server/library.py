@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hogar.errors import HogarError
 from hogar.hub.fit import DoesNotFitError
+from hogar.server import ollama_library
 from hogar.server.app import MAX_BODY, WEBUI, ApiError, Server, _Guard
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ _METRIC = {"requests": "requests_total", "cancelled": "requests_cancelled_total"
            "prompt_tokens": "prompt_tokens_total", "prompt_tokens_cached": "prompt_tokens_cached_total",
            "generated_tokens": "generated_tokens_total", "prompt_seconds": "prompt_seconds_total",
            "decode_seconds": "decode_seconds_total"}
-FORWARDED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize", "/detokenize")
+FORWARDED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize", "/detokenize", "/v1/messages",
+             "/v1/messages/count_tokens", "/infill", "/api/chat", "/api/generate", "/api/embed", "/api/embeddings")
 
 
 def _sse(obj: dict) -> bytes:
@@ -55,6 +57,7 @@ class LibraryServer:
         self.loaded: OrderedDict[Path, Server] = OrderedDict()
         self.in_flight: Counter = Counter()
         self.last_used: dict[Path, float] = {}
+        self.keep_alive_by_model: dict[Path, float] = {}  # an Ollama request's keep_alive, until the model unloads
         self._locks: dict[Path, asyncio.Lock] = {}
         self._room = asyncio.Lock()
         self._retired: Counter = Counter()
@@ -91,6 +94,7 @@ class LibraryServer:
 
     def _unload(self, path: Path) -> None:
         server = self.loaded.pop(path, None)
+        self.keep_alive_by_model.pop(path, None)
         if server is None:
             return
         s = server.scheduler.stats  # the counters go on after the model goes
@@ -154,15 +158,25 @@ class LibraryServer:
                                       code="request_too_large").response()(scope, receive, send)
             if not message.get("more_body"):
                 break
-        name = None
+        name, obj, keep = None, None, None
         with contextlib.suppress(ValueError, UnicodeDecodeError):
             obj = json.loads(body)
             name = obj.get("model") if isinstance(obj, dict) and isinstance(obj.get("model"), str) else None
+        ollama = scope["path"].startswith("/api/")
         try:
+            if ollama:
+                name, keep = ollama_library.forward_args(obj)
             path = self._resolve(name)
+            fresh, started = path not in self.loaded, time.perf_counter_ns()
             server = await self._server(path, name)
         except ApiError as e:
-            return await e.response()(scope, receive, send)
+            return await (ollama_library.error_response(e) if ollama else e.response())(scope, receive, send)
+        if ollama:
+            scope[ollama_library.LOAD_NS] = time.perf_counter_ns() - started if fresh else 0
+            if keep is None:
+                self.keep_alive_by_model.pop(path, None)
+            else:
+                self.keep_alive_by_model[path] = keep
         sent = False
 
         async def replay() -> dict:
@@ -215,6 +229,7 @@ class LibraryServer:
         app.add_api_route("/v1/pull", self.pull, methods=["POST"])
         app.add_api_route("/v1/models/{name:path}", self.delete, methods=["DELETE"])
         self.docs.mount(app)
+        ollama_library.OllamaLibrary(self).mount(app)
         app.add_api_route("/", self.page, methods=["GET", "HEAD"])
         app.mount("/ui", StaticFiles(directory=WEBUI), name="ui")
         return app
@@ -222,11 +237,10 @@ class LibraryServer:
     async def _expire(self) -> None:
         while True:
             await asyncio.sleep(0.5)
-            if self.keep_alive < 0:
-                continue
             now = time.monotonic()
             for path in self._idle():
-                if now - self.last_used.get(path, now) >= self.keep_alive:
+                limit = self.keep_alive_by_model.get(path, self.keep_alive)
+                if limit >= 0 and now - self.last_used.get(path, now) >= limit:
                     self._unload(path)
 
     def _header_meta(self, path: Path) -> dict[str, Any]:

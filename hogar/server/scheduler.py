@@ -34,7 +34,7 @@ class Job:
     emit: Callable[[tuple], None]
     top_logprobs: int | None = None  # None: no logprobs; k >= 0: the chosen token's and the k most likely
     kind: str = "generate"  # or "embed"
-    constraint: Any = None  # e.g. a JsonConstraint: masks the logits before sampling, follows each token
+    constraint: Any = None  # e.g. a GrammarConstraint (hogar.engine.grammar): masks the logits, follows each token
     cancelled: threading.Event = field(default_factory=threading.Event)
     slot: int = -1
     gen: Generation | None = None

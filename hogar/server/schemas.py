@@ -19,9 +19,49 @@ class StreamOptions(_Body):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(_Body):
+    name: str | None = None
+    description: str | None = None
+    schema_: dict[str, Any] | bool | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
 class ResponseFormat(_Body):
     type: Literal["text", "json_object", "json_schema"] = "text"
-    json_schema: dict[str, Any] | None = None
+    json_schema: JsonSchemaFormat | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")  # llama-server: json_object with a schema
+
+
+class Constrained(_Body):
+    """What the output must match: OpenAI's response_format, or llama-server's `grammar` (GBNF; Lark when it starts
+    with %llguidance) and `json_schema`."""
+
+    response_format: ResponseFormat | None = None
+    grammar: str | None = None
+    json_schema: dict[str, Any] | bool | None = None
+
+    def constraint_spec(self) -> tuple[str, Any, bool] | None:
+        """(kind, spec, strict) for hogar.engine.grammar.compile, or None; ValueError when they conflict."""
+        fmt = self.response_format
+        wanted = [name for name, on in (("grammar", self.grammar is not None),
+                                        ("json_schema", self.json_schema is not None),
+                                        ("response_format", fmt is not None and fmt.type != "text")) if on]
+        if len(wanted) > 1:
+            raise ValueError(f"give one of grammar, json_schema and response_format, not {' and '.join(wanted)}")
+        if self.grammar is not None:
+            return "gbnf", self.grammar, False
+        if self.json_schema is not None:
+            return "json_schema", self.json_schema, False
+        if fmt is None or fmt.type == "text":
+            return None
+        if fmt.type == "json_object":
+            return ("json_schema", fmt.schema_, False) if fmt.schema_ is not None else ("json_object", None, False)
+        js = fmt.json_schema
+        if js is None:
+            raise ValueError("response_format json_schema needs its json_schema object ({name, schema, strict})")
+        if js.schema_ is None:
+            return "json_object", None, False
+        return "json_schema", js.schema_, bool(js.strict)
 
 
 class Sampling(_Body):
@@ -77,18 +117,25 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # an assistant's calls; checked by validate_messages
+    tool_call_id: str | None = None  # a tool result: the call it answers
+    name: str | None = None
 
 
-class ChatRequest(Sampling):
+class ChatRequest(Sampling, Constrained):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=0)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    response_format: ResponseFormat | None = None
-    tools: list[dict[str, Any]] | None = None  # only {"type": "file_search", ...} is acted on (hogar.server.docs_api)
+    tools: list[dict[str, Any]] | None = None  # functions (hogar.tools) and file_search (hogar.server.docs_api)
+    tool_choice: str | dict[str, Any] | None = None  # checked by hogar.tools.plan
+    parallel_tool_calls: bool | None = None
+    # vLLM's and llama-server's: unset, a conversation ending with an assistant message is continued (Continue buttons)
+    continue_final_message: bool | None = None
+    add_generation_prompt: bool | None = None
 
 
-class CompletionRequest(Sampling):
+class CompletionRequest(Sampling, Constrained):
     prompt: str | list[str] | list[int] | list[list[int]]
     logprobs: int | None = Field(default=None, ge=0, le=20)
     echo: bool = False

@@ -102,6 +102,22 @@ BUILTIN_TEMPLATES = {"gemma": GEMMA3_TEMPLATE, "gemma2": GEMMA3_TEMPLATE, "gemma
                      "phi3": PHI3_TEMPLATE, "granite": GRANITE_TEMPLATE, **FAMILY_TEMPLATES}
 
 
+_CONTINUE_MARKER = "\ue000hogar:continue\ue000"  # private-use characters no template writes on its own
+
+
+def turn_options(messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool | None = None,
+                 continue_final_message: bool | None = None) -> tuple[bool, bool]:
+    """(add_generation_prompt, continue_final_message) with unset ones decided as llama-server does: a conversation
+    ending with an assistant message (text, not tool calls) is continued, unless a new reply is asked for."""
+    last = messages[-1] if messages else {}
+    open_reply = last.get("role") == "assistant" and not last.get("tool_calls")
+    if continue_final_message is None:
+        continue_final_message = open_reply and not add_generation_prompt
+    if add_generation_prompt is None:
+        add_generation_prompt = not continue_final_message
+    return add_generation_prompt, continue_final_message
+
+
 class _TemplateRaised(Exception):
     """The template called raise_exception(message)."""
 
@@ -126,8 +142,41 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
         checked = dict(message)
         tool_call = role == "assistant" and bool(message.get("tool_calls"))
         checked["content"] = _content(message.get("content"), i, allow_none=tool_call)
+        if message.get("tool_calls") is not None:
+            if role != "assistant":
+                raise ValueError(f"messages[{i}]: only assistant messages carry tool_calls")
+            checked["tool_calls"] = [_tool_call(c, i, j) for j, c in enumerate(_list(message["tool_calls"], i))]
+        for key in ("tool_call_id", "name"):
+            if message.get(key) is not None and not isinstance(message[key], str):
+                raise ValueError(f"messages[{i}].{key} must be a string")
         out.append(checked)
     return out
+
+
+def _list(value: object, i: int) -> Sequence[Any]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"messages[{i}].tool_calls must be a list")
+    return value
+
+
+def _tool_call(call: object, i: int, j: int) -> dict[str, Any]:
+    """An OpenAI tool call with its arguments as an object (templates write them with tojson, as llama.cpp passes
+    them); the arguments may come as OpenAI's JSON text or, as Ollama sends them, an object."""
+    where = f"messages[{i}].tool_calls[{j}]"
+    fn = call.get("function") if isinstance(call, Mapping) else None
+    if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str) or not fn["name"]:
+        raise ValueError(f'{where} must be {{"type": "function", "function": {{"name": ..., "arguments": ...}}}}')
+    args = fn.get("arguments")
+    if args is None or args == "":
+        args = {}
+    elif isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}.function.arguments is not valid JSON ({e})") from None
+    if not isinstance(args, Mapping):
+        raise ValueError(f"{where}.function.arguments must be a JSON object")
+    return {**call, "type": "function", "function": {**fn, "arguments": dict(args)}}
 
 
 def _content(content: object, i: int, allow_none: bool) -> str:
@@ -181,10 +230,43 @@ class ChatTemplate:
         return self._template is not None
 
     def render(
-        self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True, **extra: Any
+        self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True,
+        continue_final_message: bool = False, **extra: Any
     ) -> str:
-        """The prompt for a conversation; ValueError (one line) for bad messages or a template that fails."""
+        """The prompt for a conversation; ValueError (one line) for bad messages or a template that fails.
+        continue_final_message: the conversation ends with an assistant message the model is to go on with; the prompt
+        ends right after its text, without the template's end-of-turn marker (transformers' option of that name)."""
         checked = validate_messages(messages)
+        if continue_final_message:
+            if add_generation_prompt:
+                raise ValueError("continue_final_message and add_generation_prompt cannot both be true: either the "
+                                 "last assistant message is continued or a new reply is started")
+            if checked[-1]["role"] != "assistant":
+                raise ValueError("continue_final_message needs the conversation to end with an assistant message")
+            return self._continued(checked, extra)
+        return self._render(checked, add_generation_prompt, extra)
+
+    def _continued(self, checked: list[dict[str, Any]], extra: dict[str, Any]) -> str:
+        """Rendered with the final message, cut right after its text: where the template keeps the text as given,
+        all of it; where it trims trailing spaces, up to them (transformers' rule). An empty final message is
+        rendered as a marker and cut before it."""
+        final = checked[-1]["content"]
+        if not final.strip():
+            marked = [*checked[:-1], {**checked[-1], "content": _CONTINUE_MARKER}]
+            text = self._render(marked, False, extra)
+            at = text.rfind(_CONTINUE_MARKER)
+        else:
+            text = self._render(checked, False, extra)
+            at = text.rfind(final.strip())
+            if at >= 0:
+                given = final.lstrip()
+                at += len(given) if text[at:at + len(given)] == given else len(final.strip())
+        if at < 0:
+            raise ValueError("the chat template does not write the final assistant message's text, so it cannot "
+                             "be continued; set continue_final_message to false")
+        return text[:at]
+
+    def _render(self, checked: list[dict[str, Any]], add_generation_prompt: bool, extra: dict[str, Any]) -> str:
         if self._template is None:
             return chatml(checked, add_generation_prompt)
         context = {"bos_token": self.bos_token, "eos_token": self.eos_token, **extra}

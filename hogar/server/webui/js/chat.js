@@ -2,9 +2,11 @@
 import { ApiError } from './api.js';
 import { renderList, save, titleFrom } from './conversations.js';
 import { fileSearchTools, renameStore } from './docs.js';
-import { copyText, renderInto } from './markdown.js';
+import { jsonMode, jsonText, responseFormat } from './jsonmode.js';
+import { copyText, renderCodeInto, renderInto } from './markdown.js';
 import { askForKey, contextSize, loadModels, renderModelPick } from './models.js';
 import { state } from './state.js';
+import { schemaReady } from './settings.js';
 import { linkCitations, sourcesNode } from './sources.js';
 import { SETTINGS, cleanSources } from './store.js';
 import { $, ask, autosize, clearError, el, flash, showError, showNotice } from './ui.js';
@@ -22,13 +24,19 @@ function messageMeta(msg) {
   return parts.join(' \u00b7 ');
 }
 
+// A reply in JSON mode is one code block, never markdown.
+function renderReply(body, msg, { final }) {
+  if (msg.json) renderCodeInto(body, jsonText(msg.content), 'json', { final });
+  else renderInto(body, msg.content, { final });
+}
+
 function renderBody(body, msg) {
   if (msg.role === 'user') {
     body.textContent = msg.content;
     return;
   }
   if (state.streaming?.msg === msg) {
-    renderInto(body, msg.content, { final: false });
+    renderReply(body, msg, { final: false });
     return;
   }
   const cached = rendered.get(msg);
@@ -36,7 +44,7 @@ function renderBody(body, msg) {
     body.innerHTML = cached.html;  // sanitized and highlighted when it was made
     return;
   }
-  renderInto(body, msg.content, { final: true });
+  renderReply(body, msg, { final: true });
   rendered.set(msg, { content: msg.content, html: body.innerHTML });
 }
 
@@ -110,7 +118,7 @@ function startEdit(conv, index, node) {
   node.querySelector(':scope > .actions')?.remove();
   const submit = async () => {
     const text = area.value.trim();
-    if (!text || state.streaming) return;
+    if (!text || state.streaming || !schemaReady(conv)) return;
     const later = conv.messages.length - index - 2;  // beyond this message and its reply
     if (later > 0 && !await ask({ title: 'Replace what follows?', text: `Sending the edited message replaces the ` +
       `${later + 1} messages after it.`, ok: 'Send' })) return;
@@ -132,7 +140,7 @@ function startEdit(conv, index, node) {
 
 // The old reply is kept until the new one has begun: a retry that fails loses nothing.
 export function regenerate(conv) {
-  if (state.streaming) return;
+  if (state.streaming || !schemaReady(conv)) return;
   const last = conv.messages[conv.messages.length - 1];
   const previous = last?.role === 'assistant' ? conv.messages.pop() : null;
   if (!conv.messages.length) return;
@@ -151,6 +159,8 @@ function requestFor(conv) {
   for (const k of SETTINGS) if (s[k] !== null && s[k] !== undefined && s[k] !== '') body[k] = s[k];
   const tools = fileSearchTools(conv);
   if (tools) body.tools = tools;
+  const format = responseFormat(s);  // schemaReady() checked it before the request was made
+  if (format) body.response_format = format;
   return body;
 }
 
@@ -160,6 +170,7 @@ export async function send(text) {
     showNotice(`Wait for the reply in \u201c${state.streaming.conv.title}\u201d, or stop it there.`);
     return;
   }
+  if (!schemaReady()) return;  // the message stays in the box
   const conv = state.current;
   conv.messages.push({ role: 'user', content: text });
   if (!conv.titleEdited && conv.messages.filter((m) => m.role === 'user').length === 1) {
@@ -188,7 +199,7 @@ function renderStreaming() {
   const box = $('messages');
   const follow = atBottom(box);
   const t0 = performance.now();
-  renderInto(s.node.querySelector('.body'), s.msg.content, { final: false });
+  renderReply(s.node.querySelector('.body'), s.msg, { final: false });
   nextRenderAt = performance.now() + 8 * (performance.now() - t0);
   if (follow) box.scrollTop = box.scrollHeight;
   renderStatus();
@@ -206,6 +217,7 @@ function showSources(s, sources) {
 async function generate(conv, previous = null) {
   clearError();
   const msg = { role: 'assistant', content: '' };
+  if (jsonMode(conv.settings)) msg.json = true;
   conv.messages.push(msg);
   const controller = new AbortController();
   state.streaming = { conv, msg, controller, node: null, chunks: 0, first: 0, last: 0 };
@@ -263,6 +275,7 @@ async function generate(conv, previous = null) {
 
 // After a failure the conversation ends with the user's message, or with the reply that was kept or cut short.
 function regenerateOrResend(conv) {
+  if (!schemaReady(conv)) return;
   if (conv.messages[conv.messages.length - 1]?.role === 'user') generate(conv);
   else regenerate(conv);
 }

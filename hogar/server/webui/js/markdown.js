@@ -30,25 +30,41 @@ const HIGHLIGHT_LIMIT = 100000;  // characters; bigger blocks stay plain rather 
 export function renderInto(element, text, { final }) {
   element.innerHTML = DOMPurify.sanitize(marked.parse(text, { async: false, gfm: true, breaks: true }), PURIFY);
   for (const code of element.querySelectorAll('pre > code')) {
-    const pre = code.parentElement;
     const lang = (code.className.match(/language-([\w#+.-]+)/) || [])[1] || '';
-    const box = document.createElement('div');
-    box.className = 'code';
-    const head = document.createElement('div');
-    head.className = 'code-head';
-    const label = document.createElement('span');
-    label.textContent = lang || 'code';
-    const copy = document.createElement('button');
-    copy.type = 'button';
-    copy.className = 'copy-code';
-    copy.textContent = 'Copy';
-    copy.setAttribute('aria-label', `Copy the ${lang || 'code'} block`);
-    head.append(label, copy);
-    pre.replaceWith(box);
-    pre.tabIndex = 0;  // it may scroll sideways: the keyboard must be able to reach it
-    box.append(head, pre);
-    if (final) highlight(code, lang);
+    frame(code, lang, final);
   }
+}
+
+// Text shown as one code block of the language `lang`, never parsed as markdown (a JSON reply).
+export function renderCodeInto(element, text, lang, { final }) {
+  const pre = document.createElement('pre');
+  const code = document.createElement('code');
+  code.className = `language-${lang}`;
+  code.textContent = text;
+  pre.append(code);
+  element.replaceChildren(pre);
+  frame(code, lang, final);
+}
+
+// The block's frame: a head naming the language, with a Copy button.
+function frame(code, lang, final) {
+  const pre = code.parentElement;
+  const box = document.createElement('div');
+  box.className = 'code';
+  const head = document.createElement('div');
+  head.className = 'code-head';
+  const label = document.createElement('span');
+  label.textContent = lang || 'code';
+  const copy = document.createElement('button');
+  copy.type = 'button';
+  copy.className = 'copy-code';
+  copy.textContent = 'Copy';
+  copy.setAttribute('aria-label', `Copy the ${lang || 'code'} block`);
+  head.append(label, copy);
+  pre.replaceWith(box);
+  pre.tabIndex = 0;  // it may scroll sideways: the keyboard must be able to reach it
+  box.append(head, pre);
+  if (final) highlight(code, lang);
 }
 
 function highlight(code, lang) {

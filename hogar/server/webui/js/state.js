@@ -1,8 +1,9 @@
 // What the page holds: the open conversations, the reply being streamed, and preferences kept in localStorage.
 
 // llama.cpp's sampling defaults; empty max tokens and seed mean "until the model stops" and "random".
+// json: replies are one JSON object; schema: the text of a JSON schema the replies follow ('' for none).
 export const DEFAULTS = { system: '', temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1.0,
-  max_tokens: null, seed: null };
+  max_tokens: null, seed: null, json: false, schema: '' };
 
 export const state = {
   store: null,

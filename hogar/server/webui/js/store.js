@@ -118,6 +118,7 @@ function cleanMessage(m) {
   const clean = { role: m.role, content: m.content };
   for (const k of ['error', 'finish', 'model']) if (text(m[k]) !== undefined) clean[k] = m[k];
   if (m.stopped === true) clean.stopped = true;
+  if (m.role === 'assistant' && m.json === true) clean.json = true;  // shown as a JSON code block
   if (m.stats && typeof m.stats === 'object') clean.stats = { tokens: finite(m.stats.tokens), tps: finite(m.stats.tps) };
   const sources = cleanSources(m.sources);
   if (m.role === 'assistant' && sources.length) clean.sources = sources;
@@ -129,6 +130,8 @@ function cleanSettings(s) {
   if (!s || typeof s !== 'object') return clean;
   clean.system = text(s.system) ?? '';
   for (const k of SETTINGS) if (k in s) clean[k] = finite(s[k]);
+  if (typeof s.json === 'boolean') clean.json = s.json;
+  if (text(s.schema) !== undefined) clean.schema = s.schema;
   return clean;
 }
 
