@@ -19,7 +19,8 @@ from hogar.errors import ContextOverflowError, HogarError
 from hogar.models.loader import open_model
 from hogar.store import resolve_model
 from hogar.tokenizer import Tokenizer
-from hogar.tokenizer.chat import BUILTIN_TEMPLATES, ChatTemplate, turn_options, validate_messages
+from hogar.tokenizer.chat import BUILTIN_TEMPLATES, ChatTemplate, validate_messages
+from hogar.tokenizer.continuation import turn_options
 
 DEFAULT_N_CTX = 4096
 EMBED_BATCH_TOKENS = 8192  # tokens per forward pass of an embedding model (the texts of a call are packed)
@@ -228,7 +229,7 @@ class Model:
                  continue_final_message: bool | None = None, **extra: Any) -> list[int]:
         """The tokens of a conversation rendered by the chat template, ready for the assistant's reply. One that ends
         with an assistant message is continued (its text goes on, no end-of-turn marker) unless
-        add_generation_prompt=True asks for a new reply; see hogar.tokenizer.chat.turn_options. extra: template
+        add_generation_prompt=True asks for a new reply; see hogar.tokenizer.continuation.turn_options. extra: template
         variables (tools=...)."""
         self._require_generative()
         agp, cont = turn_options(messages, add_generation_prompt, continue_final_message)

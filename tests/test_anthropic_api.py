@@ -146,6 +146,36 @@ def test_unknown_model(client: anthropic.Anthropic) -> None:
         client.messages.create(model="claude-3-opus", max_tokens=8, messages=HELLO)
 
 
+@pytest.fixture(scope="module")
+def keyed_library() -> Iterator[str]:
+    proc, url = start("-c", "256", "--api-key", "sekrit")
+    yield url
+    stop(proc)
+
+
+def _anthropic_error(r: httpx.Response, status: int, kind: str) -> str:
+    body = r.json()
+    assert r.status_code == status and body["type"] == "error" and body["error"]["type"] == kind, body
+    return body["error"]["message"]
+
+
+def test_library_errors_in_anthropic_shape(keyed_library: str) -> None:
+    # the API key guard and the library server's model lookup answer /v1/messages* in Anthropic's shape
+    wrong = anthropic.Anthropic(base_url=keyed_library, api_key="wrong", max_retries=0, timeout=60)
+    with pytest.raises(anthropic.AuthenticationError, match="API key"):
+        wrong.messages.create(model=MODEL, max_tokens=8, messages=HELLO)
+    with pytest.raises(anthropic.AuthenticationError):
+        wrong.messages.count_tokens(model=MODEL, messages=HELLO)
+    r = httpx.post(keyed_library + "/v1/messages", json={"model": MODEL, "max_tokens": 8, "messages": HELLO})
+    assert "API key" in _anthropic_error(r, 401, "authentication_error")
+    keyed = anthropic.Anthropic(base_url=keyed_library, api_key="sekrit", max_retries=0, timeout=60)
+    with pytest.raises(anthropic.NotFoundError, match="claude-3"):
+        keyed.messages.create(model="claude-3-opus", max_tokens=8, messages=HELLO)
+    r = httpx.post(keyed_library + "/v1/messages/count_tokens", json={"model": "claude-3-opus", "messages": HELLO},
+                   headers={"x-api-key": "sekrit"})
+    assert "claude-3" in _anthropic_error(r, 404, "not_found_error")
+
+
 WEATHER = {"name": "get_weather", "description": "The current weather in a city.",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 

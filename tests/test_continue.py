@@ -13,10 +13,12 @@ import pytest
 from live_server import start, stop
 
 from hogar.gguf.reader import open_gguf
-from hogar.tokenizer.chat import GEMMA3_TEMPLATE, ChatTemplate, turn_options
+from hogar.tokenizer.chat import GEMMA3_TEMPLATE, ChatTemplate
+from hogar.tokenizer.continuation import turn_options
 
 QUESTION = {"role": "user", "content": "What is the capital of France?"}
 PARTIAL = "The capital of France is"
+TEMPLATES = Path(__file__).parent / "fixtures" / "templates"
 
 
 def _template(path: Path) -> ChatTemplate:
@@ -49,6 +51,18 @@ def test_trimming_template_is_cut_after_the_trimmed_text() -> None:
     text = t.render([QUESTION, {"role": "assistant", "content": PARTIAL + "  "}], add_generation_prompt=False,
                     continue_final_message=True)
     assert text.endswith("<start_of_turn>model\n" + PARTIAL)
+
+
+@pytest.mark.parametrize("final", ["d", "<", "|", "end", "eot_id", " d", "d  ", "   "])
+def test_short_final_message_is_not_found_inside_the_end_of_turn_marker(final: str) -> None:
+    # Llama 3.1 trims the content and ends the turn with <|eot_id|>: searching the rendered text for "d" found the
+    # "d" of "eot_id" and cut there
+    t = ChatTemplate((TEMPLATES / "meta-llama-Llama-3.1-8B-Instruct.jinja").read_text(), bos_token="<|begin_of_text|>")
+    text = t.render([QUESTION, {"role": "assistant", "content": final}], add_generation_prompt=False,
+                    continue_final_message=True)
+    header = "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    assert text.endswith(header + final.strip()), text[-80:]
+    assert text.startswith(t.render([QUESTION], add_generation_prompt=True))
 
 
 def test_options_and_their_errors(templates: dict[str, ChatTemplate]) -> None:

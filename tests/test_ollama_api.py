@@ -92,6 +92,13 @@ def test_generate_and_raw(client: ollama.Client, one: str) -> None:
     streamed = list(client.generate(model="smollm2", prompt="The capital of France is", raw=True, options=GREEDY,
                                     stream=True))
     assert "".join(p.response for p in streamed) == raw.response and streamed[-1].done
+    lp = client.generate(model="smollm2", prompt="The capital of France is", raw=True, options=GREEDY, logprobs=True,
+                         top_logprobs=2).logprobs  # raw goes through /v1/completions' path: its logprobs too
+    assert len(lp) == 12 and "".join(t.token for t in lp) == raw.response
+    assert all(len(t.top_logprobs) == 2 and t.top_logprobs[0].logprob >= t.logprob - 1e-9 for t in lp)
+    streamed = list(client.generate(model="smollm2", prompt="The capital of France is", raw=True, options=GREEDY,
+                                    stream=True, logprobs=True))
+    assert [t.token for p in streamed for t in p.logprobs or []] == [t.token for t in lp]
     loaded = client.generate(model="smollm2")  # no prompt: Ollama's way to load a model
     assert loaded.done and loaded.done_reason == "load" and loaded.response == ""
 
@@ -171,6 +178,32 @@ def test_errors(client: ollama.Client, one: str) -> None:
 
 
 # ---- the library server -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def keyed_lib() -> Iterator[str]:
+    proc, url = start("-c", "256", "--api-key", "sekrit")
+    yield url
+    stop(proc)
+
+
+def test_library_errors_in_ollama_shape(keyed_lib: str) -> None:
+    # the API key guard and the library server's model lookup answer /api/* as Ollama does: {"error": "..."}
+    with pytest.raises(ollama.ResponseError) as e:
+        ollama.Client(host=keyed_lib, headers={"Authorization": "Bearer wrong"}).chat(model="smollm2", messages=HI)
+    assert e.value.status_code == 401 and e.value.error.startswith("invalid or missing API key")
+    r = httpx.post(keyed_lib + "/api/generate", json={"model": "smollm2", "prompt": "hi"}, timeout=30)
+    assert r.status_code == 401 and list(r.json()) == ["error"] and "API key" in r.json()["error"]
+    keyed = ollama.Client(host=keyed_lib, headers={"Authorization": "Bearer sekrit"}, timeout=60)
+    with pytest.raises(ollama.ResponseError) as e:
+        keyed.chat(model="no-such-model", messages=HI)
+    assert e.value.status_code == 404 and "no-such-model" in e.value.error
+    r = httpx.post(keyed_lib + "/api/chat", json={"model": "no-such-model", "messages": HI},
+                   headers={"Authorization": "Bearer sekrit"}, timeout=30)
+    assert r.status_code == 404 and list(r.json()) == ["error"] and "no-such-model" in r.json()["error"]
+    # the OpenAI paths keep OpenAI's shape
+    r = httpx.post(keyed_lib + "/v1/chat/completions", json={"model": "smollm2", "messages": HI}, timeout=30)
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+
 
 def test_library_tags_show_ps_keep_alive(lib: str) -> None:
     client = ollama.Client(host=lib, timeout=120)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -155,6 +156,12 @@ BAD = [
     ({"grammar": 'root ::= "unclosed'}, "grammar", "GBNF"),
     ({"grammar": ""}, "grammar", "empty"),
     ({"grammar": 'root ::= "a"', "json_schema": {"type": "object"}}, "response_format", "not grammar and json_schema"),
+    ({"json_schema": False}, "json_schema", "false"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": False}}}, "response_format",
+     "false"),
+    ({"json_schema": {"type": "string", "enum": ["x" * 100] * 3000}}, "json_schema", "262,144"),
+    ({"grammar": "root ::= r0\n" + "".join(f'r{i} ::= "x" r{i + 1} | "y"\n' for i in range(20000))}, "grammar",
+     "500 rules"),
 ]
 
 
@@ -166,6 +173,41 @@ def test_bad_schema_or_grammar_is_one_line_400(client, extra, param, says):
     err = e.value.body
     assert e.value.status_code == 400 and "\n" not in err["message"] and says in err["message"], err
     assert err["param"].startswith(param) and err["type"] == "invalid_request_error"
+
+
+def test_huge_gbnf_is_refused_at_once(client):
+    """llguidance's GBNF converter is quadratic in the rules and holds the GIL: 2,000 rules took 5 s of a frozen
+    server; the size is checked first."""
+    grammar = "root ::= r0\n" + "".join(f'r{i} ::= "x" r{i + 1} | "y"\n' for i in range(2000)) + 'r2000 ::= "z"\n'
+    t0 = time.perf_counter()
+    with pytest.raises(openai.BadRequestError, match="the limits are 32,768 characters and 500 rules"):
+        client.chat.completions.create(model="smollm2", max_tokens=5, messages=[{"role": "user", "content": "x"}],
+                                       extra_body={"grammar": grammar})
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_deeply_chained_grammar_does_not_crash_the_server(client):
+    """Each chained rule is a level of recursion in llguidance's compiler: 4,000 of them overflowed the 8 MB stack of
+    a default thread and killed the server (a segfault). Grammars now compile on a thread with a deep stack."""
+    lark = "start: r0\n" + "".join(f"r{i}: r{i + 1}\n" for i in range(4000)) + 'r4000: "z"\n'
+    r = client.chat.completions.create(model="smollm2", max_tokens=5, messages=[{"role": "user", "content": "x"}],
+                                       extra_body={"grammar": lark})
+    assert r.choices[0].message.content == "z"
+    defs = {f"d{i}": {"type": "object", "properties": {"a": {"$ref": f"#/$defs/d{i + 1}"}}} for i in range(1500)}
+    schema = {"$ref": "#/$defs/d0", "$defs": {**defs, "d1500": {"type": "integer"}}}
+    r = client.chat.completions.create(model="smollm2", max_tokens=5, messages=[{"role": "user", "content": "x"}],
+                                       extra_body={"json_schema": schema})
+    assert r.choices[0].finish_reason in ("stop", "length")
+
+
+def test_forced_tool_call_with_response_format_is_400(client):
+    """A forced call is the whole reply: a response_format (or grammar) given with it would be silently ignored."""
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="smollm2", max_tokens=5, messages=[{"role": "user", "content": "x"}],
+                                       tools=[tool], tool_choice="required", response_format={"type": "json_object"})
+    err = e.value.body
+    assert "tool_choice" in err["message"] and "\n" not in err["message"] and err["param"] == "response_format", err
 
 
 def test_every_sampler_sees_only_allowed_tokens(client, server):
@@ -188,7 +230,7 @@ def test_constraint_alone(smollm2_path):
     import torch
 
     from hogar.api import load
-    from hogar.engine.grammar import closed_objects, compile
+    from hogar.engine.grammar import closed_objects, compile, grammars_for
 
     model = load(str(smollm2_path))
     tok = model.tokenizer
@@ -201,7 +243,53 @@ def test_constraint_alone(smollm2_path):
     c.advance(tok.encode("b", add_special=False)[0])
     assert set(torch.isfinite(c.mask(logits)).nonzero().flatten().tolist()) == set(tok.eog_ids)
 
+    # a grammar's text over CACHE_MAX_TEXT is not kept: 64 such requests would otherwise pin their text and matcher
+    cache = grammars_for(tok)._cache
+    held = len(cache)
+    compile(tok, "json_schema", {"enum": [f"{i:0100}" for i in range(1000)]})
+    compile(tok, "json_schema", {"enum": ["small"]})
+    assert len(cache) == held + 1
+
     closed = closed_objects({"type": "object", "properties": {"a": {"type": "object"}},
                              "$defs": {"b": {"properties": {}}}})
     assert closed["additionalProperties"] is False and closed["properties"]["a"]["additionalProperties"] is False
     assert closed["$defs"]["b"]["additionalProperties"] is False
+
+
+def test_grammar_failure_ends_only_its_job(smollm2_path):
+    """A constraint that fails on a token (llguidance's consume_token) ends its own request, not the whole batch."""
+    import threading
+
+    from hogar.api import load, sampling_params
+    from hogar.server.scheduler import Job, Scheduler
+
+    class Failing:
+        def mask(self, logits):
+            return logits
+
+        def advance(self, token):
+            raise RuntimeError("grammar constraint: token rejected")
+
+    model = load(str(smollm2_path), n_ctx=256)
+    sched = Scheduler(model, n_slots=2)
+    events: dict[str, list] = {"bad": [], "good": []}
+    done = {name: threading.Event() for name in events}
+
+    def emit(name):
+        def put(ev):
+            events[name].append(ev)
+            if ev[0] in ("done", "error"):
+                done[name].set()
+        return put
+
+    try:
+        ids = model.tokenize("Once upon a time")
+        params = sampling_params(temperature=0, max_tokens=8)
+        good = Job(ids, params, emit("good"))
+        sched.submit(Job(ids, params, emit("bad"), constraint=Failing()))
+        sched.submit(good)
+        assert done["bad"].wait(60) and done["good"].wait(60)
+    finally:
+        sched.close()
+    assert events["bad"][-1] == ("error", "RuntimeError: grammar constraint: token rejected")
+    assert events["good"][-1][0] == "done" and events["good"][-1][2]["completion_tokens"] == 8

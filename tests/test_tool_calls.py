@@ -239,6 +239,46 @@ def test_streaming_holds_back_a_possible_marker_and_streams_arguments() -> None:
     assert stream.finish() == [] and stream.called
 
 
+@pytest.mark.parametrize("text", [
+    '{"name": "get_weather", "arguments": {"city": "Paris"}, "extra": 1}',  # a key no call has
+    '{"name": "get_weather", "arguments": {"city": "Paris",}}',  # not JSON
+    '```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\nand no closing fence',
+    '{"name": "get_weather", "arguments": {"city": "Pa',  # cut off
+])
+def test_a_bare_region_that_is_not_a_call_streams_as_content_only(text: str) -> None:
+    """A call without markers is sent once it closes: had its start been streamed as tool_calls, a region that then
+    turns out to be text would reach the client as tool_calls and content, where the whole reply says content."""
+    assert split(FORMATS["hermes"].parse(text, NAMES)) == (text, [])
+    for size in (1, 4, 1000):
+        content, calls, _ = replay("hermes", text, size)
+        assert (content, calls) == (text, [])
+
+
+def test_a_bare_call_comes_whole_once_closed() -> None:
+    stream = ToolStream(FORMATS["hermes"], NAMES)
+    assert stream.feed('{"name": "get_weather", "arguments": {"ci') == []
+    deltas = stream.feed('ty": "Paris"}}')
+    assert [tc["function"]["arguments"] for d in deltas for tc in d["tool_calls"]] == ["", '{"city": "Paris"}']
+
+
+@pytest.mark.parametrize("wrap", [
+    '<tool_call>\n{{"name": "add", "arguments": {}}}\n</tool_call>',
+    '{{"name": "add", "arguments": {}}}',
+    '{{"tool_calls": [{{"name": "add", "arguments": {}}}]}}',
+])
+def test_a_long_streamed_call_is_scanned_once(wrap: str) -> None:
+    """The reply is read again at every token, but each JSON value's scan resumes where it stopped: a 10 KB call fed
+    4 characters at a time visits each character once (it was visited at every token: quadratic time)."""
+    args = json.dumps({"rows": [{"id": i, "text": 'a "quoted" \\ [bracket] {brace}', "n": [i, {"k": None}]}
+                                for i in range(160)]})
+    text = wrap.format(args)
+    assert len(text) > 10_000
+    stream = ToolStream(FORMATS["hermes"], NAMES)
+    deltas = [d for k in range(0, len(text), 4) for d in stream.feed(text[k:k + 4])] + stream.finish()
+    assert "".join(tc["function"]["arguments"] for d in deltas for tc in d.get("tool_calls", [])) == args
+    assert stream.memo.visited <= len(text)
+
+
 def test_parallel_false_keeps_the_first_call() -> None:
     p = plan(TOOLS, "auto", False, "<tool_call>")
     text = '<tool_call>{"name": "add", "arguments": {}}</tool_call><tool_call>{"name": "add", "arguments": {}}' \
@@ -254,6 +294,21 @@ def test_parallel_false_keeps_the_first_call() -> None:
 
 # ---- requests ---------------------------------------------------------------------------------------------------
 
+DEEP_SCHEMA: dict = {"type": "object"}
+for _ in range(200):  # the JSON-schema validator recursed past Python's limit: a 500
+    DEEP_SCHEMA = {"type": "object", "properties": {"a": DEEP_SCHEMA}}
+DEEP_ARGUMENTS = '{"a": ' * 200 + "1" + "}" * 200
+
+
+def test_deep_arguments_are_refused() -> None:
+    call = {"type": "function", "function": {"name": "add", "arguments": DEEP_ARGUMENTS}}
+    with pytest.raises(ValueError, match="arguments nests deeper than 64 levels"):
+        validate_messages([{"role": "assistant", "content": None, "tool_calls": [call]}])
+    call["function"]["arguments"] = "[" * 100_000  # past what json itself reads
+    with pytest.raises(ValueError, match="arguments nests deeper than 64 levels"):
+        validate_messages([{"role": "assistant", "content": None, "tool_calls": [call]}])
+
+
 @pytest.mark.parametrize(("tools", "choice", "words"), [
     ([{"type": "function", "function": {"description": "no name"}}], None, "tools[0].function.name"),
     ([{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}], None, "type object"),
@@ -265,6 +320,7 @@ def test_parallel_false_keeps_the_first_call() -> None:
     (TOOLS, {"type": "function", "function": {"name": "nope"}}, "'nope', which is not among the tools"),
     (TOOLS, "sometimes", "tool_choice must be"),
     (None, "required", "needs function tools"),
+    ([{"type": "function", "function": {"name": "f", "parameters": DEEP_SCHEMA}}], None, "deeper than 64 levels"),
 ])
 def test_bad_definitions(tools: list | None, choice: object, words: str) -> None:
     with pytest.raises(ToolError, match=None) as e:
@@ -359,8 +415,21 @@ def test_bad_tools_are_one_line_400s(server: str) -> None:
         ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "nope"),
         ({"messages": [{"role": "assistant", "tool_calls": [{"type": "function", "function": {
             "name": "f", "arguments": "{oops"}}]}]}, "arguments is not valid JSON"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": DEEP_SCHEMA}}]}, "deeper than 64"),
+        ({"messages": [{"role": "assistant", "tool_calls": [{"type": "function", "function": {
+            "name": "f", "arguments": DEEP_ARGUMENTS}}]}]}, "deeper than 64"),
+        ({"messages": [{"role": "assistant", "tool_calls": [{"type": "function", "function": {
+            "name": "f", "arguments": json.loads(DEEP_ARGUMENTS)}}]}]}, "deeper than 64"),  # as Ollama sends them
     ]:
         r = httpx.post(server + "/v1/chat/completions", json={**base, **body}, timeout=60)
         assert r.status_code == 400, r.text
         message = r.json()["error"]["message"]
         assert words in message and "\n" not in message
+    r = httpx.post(server + "/v1/chat/completions", content='{"messages": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                   headers={"Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 400 and "too deeply" in r.json()["error"]["message"], r.text
+    model = httpx.get(server + "/v1/models", timeout=60).json()["data"][0]["id"]
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        r = httpx.post(server + path, json={"model": model, "max_tokens": 4, "messages": [
+            {"role": "user", "content": "hi"}], "tools": [{"name": "f", "input_schema": DEEP_SCHEMA}]}, timeout=60)
+        assert r.status_code == 400 and "deeper than 64" in r.json()["error"]["message"], r.text

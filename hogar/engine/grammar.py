@@ -6,6 +6,10 @@ The llguidance tokenizer is built once per hogar tokenizer from the tokens' raw 
 0xFF special-token marker, as llama.cpp's common/llguidance.cpp does). A compiled grammar is kept as a matcher
 template, cached by its text; each sequence deep-copies it (microseconds). The next mask is computed on a worker
 thread as soon as a token is consumed (llguidance drops the GIL), so it runs while the model computes the next logits.
+
+A user's grammar is bounded before it is compiled: llguidance's GBNF converter is pure Python and quadratic in the
+rules (1,000 rules take over 1 s, holding the GIL), and its compiler recurses once per chained rule, which overflows a
+default 8 MB thread stack at ~3,000 rules and kills the process: grammars compile on a thread with a deep stack.
 """
 
 from __future__ import annotations
@@ -14,17 +18,23 @@ import json
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 import llguidance
 import numpy as np
 import torch
 from llguidance import LLMatcher, LLTokenizer, TokenizerWrapper
+from llguidance.gbnf_to_lark import is_lark_syntax
 
-Kind = Literal["json_schema", "json_object", "gbnf", "lark", "regex"]
 KINDS: tuple[str, ...] = ("json_schema", "json_object", "gbnf", "lark", "regex")
+MAX_GBNF_CHARS = 32 * 1024  # the converter takes < 0.5 s within both limits
+MAX_GBNF_RULES = 500
+MAX_SPEC_CHARS = 256 * 1024  # a Lark grammar, regular expression or JSON schema (as JSON text)
+COMPILE_STACK = 256 << 20  # bytes: 2x what the deepest grammar within MAX_SPEC_CHARS needs (reserved, not used)
 CACHE_SIZE = 64  # compiled grammars kept per tokenizer
+CACHE_MAX_TEXT = 64 * 1024  # a grammar's text longer than this is compiled each time, never kept
 MAX_MESSAGE = 300  # characters of an llguidance error kept in the one-line message
 
 # Compact JSON with one space after ',' and ':' (how models usually write it): no whitespace runs for a small model
@@ -72,21 +82,25 @@ class Grammars:
     def compile(self, kind: str, spec: Any, *, strict: bool = True) -> Grammar:
         """The grammar for `spec` (a JSON schema as a dict or text, or grammar text); ValueError with a one-line
         message naming the problem when it cannot be compiled."""
+        return Grammar(_on_deep_stack(lambda: self._template(kind, spec, strict)), self.n_vocab)
+
+    def _template(self, kind: str, spec: Any, strict: bool) -> LLMatcher:
         text = grammar_text(kind, spec, strict=strict)
         key = (kind, text)
         with self._lock:
             template = self._cache.get(key)
             if template is not None:
                 self._cache.move_to_end(key)
-                return Grammar(template, self.n_vocab)
+                return template
         template = LLMatcher(self.lltokenizer, text, log_level=0)  # drops the GIL while it builds the lexer
         if template.is_error():
             raise ValueError(f"invalid {_NAMES[kind]}: {_one_line(template.get_error())}")
-        with self._lock:
-            self._cache[key] = template
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return Grammar(template, self.n_vocab)
+        if len(text) <= CACHE_MAX_TEXT:
+            with self._lock:
+                self._cache[key] = template
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return template
 
 
 class Grammar:
@@ -155,6 +169,7 @@ def grammar_text(kind: str, spec: Any, *, strict: bool = True) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown grammar kind {kind!r}; expected one of {', '.join(KINDS)}")
     try:
+        _check_size(kind, spec)
         if kind in ("json_schema", "json_object"):
             schema = {"type": "object"} if kind == "json_object" else _schema(spec)
             if strict and kind == "json_schema":
@@ -175,14 +190,64 @@ def grammar_text(kind: str, spec: Any, *, strict: bool = True) -> str:
     return text
 
 
+def _check_size(kind: str, spec: Any) -> None:
+    """ValueError naming the limit when spec is too large to compile quickly."""
+    if kind == "json_object" or spec is None:
+        return
+    size = len(spec) if isinstance(spec, str) else len(json.dumps(spec))
+    if kind == "gbnf" and isinstance(spec, str) and not is_lark_syntax(spec):
+        rules = spec.count("::=")
+        if size > MAX_GBNF_CHARS or rules > MAX_GBNF_RULES:
+            raise ValueError(f"it is too large: {size:,} characters and {rules:,} rules; the limits are "
+                             f"{MAX_GBNF_CHARS:,} characters and {MAX_GBNF_RULES:,} rules")
+    elif size > MAX_SPEC_CHARS:
+        raise ValueError(f"it is too large: {size:,} characters; the limit is {MAX_SPEC_CHARS:,}")
+
+
+_T = TypeVar("_T")
+_stack_lock = threading.Lock()
+
+
+def _on_deep_stack(fn: Callable[[], _T]) -> _T:
+    """fn() on a thread with a COMPILE_STACK stack (llguidance's compiler recurses deeply on Rust's stack);
+    its exception is raised here."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            out["error"] = e
+
+    thread = threading.Thread(target=run, name="hogar-grammar-compile", daemon=True)
+    with _stack_lock:  # the size applies to every thread started meanwhile: keep the window short
+        old = threading.stack_size(COMPILE_STACK)
+        try:
+            thread.start()
+            started = True
+        except RuntimeError:  # no room for such a stack (strict overcommit): the default one fits most grammars
+            started = False
+        finally:
+            threading.stack_size(old)
+    if started:
+        thread.join()
+    else:
+        run()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def _schema(spec: Any) -> dict:
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
         except json.JSONDecodeError as e:
             raise ValueError(f"the schema is not JSON ({e})") from None
-    if isinstance(spec, bool):
-        spec = {} if spec else {"not": {}}
+    if spec is False:
+        raise ValueError("the schema is false, which no output matches")
+    if spec is True:
+        spec = {}
     if not isinstance(spec, dict):
         raise ValueError(f"a schema is a JSON object, got {type(spec).__name__}")
     return spec

@@ -19,9 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hogar.engine.stops import StopMatcher
 from hogar.server.app import ApiError, read_body
 from hogar.server.schemas import ChatRequest
-from hogar.tokenizer.chat import validate_messages
-from hogar.tools.plan import ToolError, prompt_ids
-from hogar.tools.plan import plan as tool_plan
 
 if TYPE_CHECKING:
     from hogar.server.app import Server
@@ -184,32 +181,18 @@ def _response_format(output_config: dict[str, Any] | None) -> dict[str, Any]:
                                 "json_schema": {"name": "output", "schema": fmt["schema"], "strict": True}}}
 
 
-def chat_request(req: MessagesRequest) -> ChatRequest:
-    body: dict[str, Any] = {
-        "messages": openai_messages(req), "max_tokens": req.max_tokens, "stream": True,
-        "stream_options": {"include_usage": True}, **_tools(req), **_response_format(req.output_config),
-        **{k: v for k, v in (("temperature", req.temperature), ("top_p", req.top_p), ("top_k", req.top_k))
-           if v is not None},
-    }
+def chat_request(req: CountTokensRequest) -> ChatRequest:
+    """The internal request; of a count_tokens request, only what makes the prompt."""
+    body: dict[str, Any] = {"messages": openai_messages(req), **_tools(req)}
+    if isinstance(req, MessagesRequest):
+        body |= {"max_tokens": req.max_tokens, "stream": True, "stream_options": {"include_usage": True},
+                 **_response_format(req.output_config),
+                 **{k: v for k, v in (("temperature", req.temperature), ("top_p", req.top_p), ("top_k", req.top_k))
+                    if v is not None}}
     try:
         return ChatRequest.model_validate(body)
     except ValidationError as e:
         raise ApiError(400, str(e.errors()[0].get("msg", "invalid request"))) from None
-
-
-def input_tokens(server: Server, req: CountTokensRequest) -> int:
-    """The prompt's length in tokens, rendered as chat_result renders it (the tools by hogar.tools' plan)."""
-    model, chosen = server.model, _tools(req)
-    try:
-        messages = validate_messages(openai_messages(req))
-        tools = tool_plan(chosen.get("tools"), chosen.get("tool_choice"), chosen.get("parallel_tool_calls"),
-                          model.chat_template.source)
-        messages, template_vars = tools.prompt(messages) if tools else (messages, {})
-        return len(prompt_ids(model, messages, template_vars))
-    except ToolError as e:
-        raise ApiError(400, str(e), param=e.param) from None
-    except ValueError as e:
-        raise ApiError(400, str(e), param="messages") from None
 
 
 # ---- reply: OpenAI chunks -> Anthropic events ---------------------------------------------------------------------
@@ -364,11 +347,13 @@ class AnthropicApi:
     async def messages(self, request: Request) -> Response:
         try:
             req: MessagesRequest = await self._parse(request, MessagesRequest)
-            chunks = await self.server.chat_result(request, chat_request(req))
+            chat = chat_request(req)
+            prompt = await self.server.chat_prompt_ids(chat)
+            chunks = await self.server.chat_result(request, chat, prompt)
             assert not isinstance(chunks, dict)
             message = {"id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant", "model": req.model,
                        "content": [], "stop_reason": None, "stop_sequence": None,
-                       "usage": {"input_tokens": input_tokens(self.server, req), "output_tokens": 0}}
+                       "usage": {"input_tokens": len(prompt.ids), "output_tokens": 0}}
             events = anthropic_events(chunks, message, req.stop_sequences or [])
             return _sse(events) if req.stream else JSONResponse(await fold(events))
         except ApiError as e:
@@ -377,7 +362,8 @@ class AnthropicApi:
     async def count_tokens(self, request: Request) -> Response:
         try:
             req: CountTokensRequest = await self._parse(request, CountTokensRequest)
-            return JSONResponse({"input_tokens": input_tokens(self.server, req)})
+            prompt = await self.server.chat_prompt_ids(chat_request(req))
+            return JSONResponse({"input_tokens": len(prompt.ids)})
         except ApiError as e:
             return error_response(e)
 

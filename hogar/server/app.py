@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -62,6 +62,14 @@ PAGE_HEADER_LIST = [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.it
 B = TypeVar("B", bound=BaseModel)
 
 
+class ChatPrompt(NamedTuple):
+    """A chat request's prompt as chat_result generates from it."""
+
+    ids: list[int]
+    tools: ToolPlan | None  # the request's tool plan (None: no function tools)
+    sources: list[dict] | None  # file_search's sources (None: no search was asked for)
+
+
 def _public(path: str) -> bool:
     """The health check and the page's static files need no API key: the page asks for it, then sends it to /v1."""
     return path in ("/health", "/v1/health", "/") or path.startswith("/ui/")
@@ -96,6 +104,8 @@ async def read_body(request: Request, schema: type[B], max_body: int, *, empty: 
         obj = json.loads(body) if body.strip() or not empty else {}
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ApiError(400, f"the body is not valid JSON ({e})") from None
+    except RecursionError:
+        raise ApiError(400, "the body nests arrays or objects too deeply to read") from None
     if not isinstance(obj, dict):
         raise ApiError(400, "the body must be a JSON object")
     try:
@@ -103,6 +113,8 @@ async def read_body(request: Request, schema: type[B], max_body: int, *, empty: 
     except ValidationError as e:
         message, param = _validation_message(e)
         raise ApiError(400, message, param=param) from None
+    except RecursionError:
+        raise ApiError(400, "the body nests arrays or objects too deeply to read") from None
 
 
 class _Guard:
@@ -122,8 +134,8 @@ class _Guard:
             given = headers.get("authorization", "")
             given = given[7:] if given.lower().startswith("bearer ") else headers.get("x-api-key", "")
             if not hmac.compare_digest(given.encode(), srv.api_key.encode()):
-                error = ApiError(401, "invalid or missing API key: send Authorization: Bearer <key>",
-                                 "authentication_error", code="invalid_api_key")
+                error = ApiError(401, "invalid or missing API key: send Authorization: Bearer <key> (or x-api-key: "
+                                 "<key>)", "authentication_error", code="invalid_api_key")
         length = headers.get("content-length")
         upload = scope["path"] == "/v1/files" and scope["method"] == "POST" and srv.docs is not None
         limit = srv.docs.upload_limit if upload else srv.max_body
@@ -132,7 +144,7 @@ class _Guard:
                 413, f"the request body is over the limit of {srv.max_body} bytes", code="request_too_large")
         if error is not None:
             srv.http[error.status] += 1
-            return await error.response()(scope, receive, send)
+            return await self.shaped(error, scope["path"])(scope, receive, send)
 
         page = scope["path"] == "/" or scope["path"].startswith("/ui/")
 
@@ -144,6 +156,18 @@ class _Guard:
             await send(message)
 
         await self.app(scope, receive, counting_send)
+
+    @staticmethod
+    def shaped(error: ApiError, path: str) -> JSONResponse:
+        """The error in the shape the path's clients read: Anthropic's for /v1/messages*, Ollama's for /api/*,
+        else OpenAI's."""
+        if path == "/v1/messages" or path.startswith("/v1/messages/"):
+            from hogar.server.anthropic_api import error_response  # they import this module
+        elif path.startswith("/api/"):
+            from hogar.server.ollama_api import error_response
+        else:
+            return error.response()
+        return error_response(error)
 
 
 class Server:
@@ -446,31 +470,24 @@ class Server:
         result = await self.chat_result(request, req)
         return JSONResponse(result) if isinstance(result, dict) else self._sse(result)
 
-    async def chat_result(self, request: Request, req: ChatRequest) -> dict | AsyncIterator[dict]:
+    async def chat_result(self, request: Request, req: ChatRequest, prompt: ChatPrompt | None = None
+                          ) -> dict | AsyncIterator[dict]:
         """The one internal path of every chat request (OpenAI's, and the Ollama and Anthropic modules, which map
         their requests to a ChatRequest and the result back): a chat.completion dict, or when req.stream the
-        chat.completion.chunk dicts. `request` is watched for the client going away."""
+        chat.completion.chunk dicts. `request` is watched for the client going away; `prompt`: chat_prompt_ids(req),
+        when the caller already built it."""
         self._require_generative()
         max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-        try:
-            messages = validate_messages([m.model_dump(exclude_none=True) for m in req.messages])
-        except ValueError as e:
-            raise ApiError(400, str(e), param="messages") from None
-        try:
-            tools = tool_plan(req.tools, req.tool_choice, req.parallel_tool_calls, self.model.chat_template.source)
-            messages, template_vars = tools.prompt(messages) if tools else (messages, {})
-        except ToolError as e:
-            raise ApiError(400, str(e), param=e.param) from None
-        found = await self.docs.file_search(req.tools, query_of(messages)) if req.tools else None
-        try:
-            turns = {k: v for k, v in (("add_generation_prompt", req.add_generation_prompt),
-                                       ("continue_final_message", req.continue_final_message)) if v is not None}
-            ids, hits = self._grounded_ids(messages, found[0] if found else [], max_tokens, {**template_vars, **turns})
-        except ValueError as e:
-            raise ApiError(400, str(e), param="messages") from None
-        sources = self.docs.sources(hits, found[1]) if found is not None else None
+        ids, tools, sources = prompt if prompt is not None else await self.chat_prompt_ids(req)
         top = (req.top_logprobs or 0) if req.logprobs else None
         forced = tools.grammar() if tools else None  # tool_choice required or a named function
+        fmt = req.response_format
+        own = [k for k, on in (("response_format", fmt is not None and fmt.type != "text"),
+                               ("grammar", req.grammar is not None),
+                               ("json_schema", req.json_schema is not None)) if on]
+        if forced and own:  # the reply is the forced call: the request's own constraint cannot apply too
+            raise ApiError(400, f"tool_choice forces a tool call, which {own[0]} cannot constrain too; "
+                                "give one of them", param=own[0])
         grammar = await self._tool_grammar(forced) if forced else await self._grammar(req)
         queue: asyncio.Queue = asyncio.Queue()
         jobs = self._jobs(ids, req, max_tokens, top, grammar, queue)
@@ -498,6 +515,29 @@ class Server:
             for i in range(len(jobs))],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
                       "total_tokens": prompt_tokens + completion}})
+
+    async def chat_prompt_ids(self, req: ChatRequest) -> ChatPrompt:
+        """A chat request's prompt: the messages checked, the tools planned (the template's variables, or hogar's
+        fallback paragraph), file_search's passages put in, tokenized. A bad request is a 400."""
+        self._require_generative()
+        max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        try:
+            messages = validate_messages([m.model_dump(exclude_none=True) for m in req.messages])
+        except ValueError as e:
+            raise ApiError(400, str(e), param="messages") from None
+        try:
+            tools = tool_plan(req.tools, req.tool_choice, req.parallel_tool_calls, self.model.chat_template.source)
+            messages, template_vars = tools.prompt(messages) if tools else (messages, {})
+        except ToolError as e:
+            raise ApiError(400, str(e), param=e.param) from None
+        found = await self.docs.file_search(req.tools, query_of(messages)) if req.tools else None
+        try:
+            turns = {k: v for k, v in (("add_generation_prompt", req.add_generation_prompt),
+                                       ("continue_final_message", req.continue_final_message)) if v is not None}
+            ids, hits = self._grounded_ids(messages, found[0] if found else [], max_tokens, {**template_vars, **turns})
+        except ValueError as e:
+            raise ApiError(400, str(e), param="messages") from None
+        return ChatPrompt(ids, tools, self.docs.sources(hits, found[1]) if found is not None else None)
 
     def _grounded_ids(self, messages: list[dict], hits: list[Hit], max_tokens: int | None,
                       template_vars: dict | None = None) -> tuple[list[int], list[Hit]]:

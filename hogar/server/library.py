@@ -154,8 +154,9 @@ class LibraryServer:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_body:
-                return await ApiError(413, f"the request body is over the limit of {self.max_body} bytes",
-                                      code="request_too_large").response()(scope, receive, send)
+                error = ApiError(413, f"the request body is over the limit of {self.max_body} bytes",
+                                 code="request_too_large")
+                return await _Guard.shaped(error, scope["path"])(scope, receive, send)
             if not message.get("more_body"):
                 break
         name, obj, keep = None, None, None
@@ -170,7 +171,7 @@ class LibraryServer:
             fresh, started = path not in self.loaded, time.perf_counter_ns()
             server = await self._server(path, name)
         except ApiError as e:
-            return await (ollama_library.error_response(e) if ollama else e.response())(scope, receive, send)
+            return await _Guard.shaped(e, scope["path"])(scope, receive, send)
         if ollama:
             scope[ollama_library.LOAD_NS] = time.perf_counter_ns() - started if fresh else 0
             if keep is None:

@@ -100,9 +100,19 @@ class _Clock:
 
 
 def _logprobs(content: list[dict] | None) -> list[dict]:
+    """A chat chunk's logprobs.content in Ollama's shape."""
     return [{"token": lp["token"], "logprob": lp["logprob"],
              "top_logprobs": [{"token": t["token"], "logprob": t["logprob"]} for t in lp.get("top_logprobs", [])]}
             for lp in content or []]
+
+
+def _completion_logprobs(lp: dict | None) -> list[dict]:
+    """A completion chunk's logprobs (OpenAI's legacy tokens / token_logprobs / top_logprobs) in Ollama's shape."""
+    if not lp:
+        return []
+    tops = lp.get("top_logprobs") or [{} for _ in lp["tokens"]]
+    return [{"token": t, "logprob": v, "top_logprobs": [{"token": a, "logprob": w} for a, w in top.items()]}
+            for t, v, top in zip(lp["tokens"], lp["token_logprobs"], tops, strict=True)]
 
 
 async def _pieces(chunks: AsyncIterator[dict], clock: _Clock) -> AsyncIterator[tuple]:
@@ -118,7 +128,8 @@ async def _pieces(chunks: AsyncIterator[dict], clock: _Clock) -> AsyncIterator[t
         for ch in c.get("choices", []):
             delta = ch.get("delta")
             text = (delta.get("content") if delta is not None else ch.get("text")) or ""
-            lps = _logprobs((ch.get("logprobs") or {}).get("content")) if delta is not None else []
+            lps = _logprobs((ch.get("logprobs") or {}).get("content")) if delta is not None else \
+                _completion_logprobs(ch.get("logprobs"))
             for tc in (delta or {}).get("tool_calls") or []:
                 slot = calls.setdefault(tc.get("index", len(calls)), {"name": "", "arguments": ""})
                 fn = tc.get("function") or {}
@@ -217,7 +228,8 @@ class OllamaApi:
             fields.setdefault("max_tokens", None)  # Ollama's num_predict defaults to no limit
             prompt = self._fim_ids(body.prompt or "", body.suffix, fields["max_tokens"]) if body.suffix else \
                 body.prompt or ""
-            req = _validated(CompletionRequest, {**fields, "prompt": prompt, "response_format": rf})
+            top = (body.top_logprobs or 0) if body.logprobs else None
+            req = _validated(CompletionRequest, {**fields, "prompt": prompt, "response_format": rf, "logprobs": top})
             chunks = await self.server.completion_result(request, req)
         else:
             messages = ([{"role": "system", "content": body.system}] if body.system else []) + \

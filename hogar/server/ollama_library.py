@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 
 from hogar.server import ollama_models as om
 from hogar.server.app import ApiError, read_body
-from hogar.server.ollama_api import LOAD_NS, _ndjson, error_response, ollama_errors, version
+from hogar.server.ollama_api import LOAD_NS, _ndjson, ollama_errors, version
 from hogar.server.ollama_schemas import OllamaName, keep_alive_seconds
 
 if TYPE_CHECKING:
@@ -132,4 +132,4 @@ class OllamaLibrary:
                 return JSONResponse(last, status_code=500)
         return JSONResponse(last)
 
-__all__ = ["LOAD_NS", "OllamaLibrary", "error_response", "forward_args"]  # the library server uses these
+__all__ = ["LOAD_NS", "OllamaLibrary", "forward_args"]  # the library server uses these

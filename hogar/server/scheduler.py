@@ -238,13 +238,13 @@ class Scheduler:
             n_before = len(gen.tokens)
             try:
                 piece, token = gen.step(job.constraint.mask(job.logits) if job.constraint else job.logits)
-            except Exception as e:  # noqa: BLE001 - one request's failure ends that request only
+                appended = len(gen.tokens) > n_before  # an end-of-generation token is not part of the text
+                if appended and job.constraint:
+                    job.constraint.advance(token)
+            except Exception as e:  # noqa: BLE001 - one request's failure (its sampling, its grammar) ends it only
                 job.emit(("error", f"{type(e).__name__}: {e}"))
                 self._release(job)
                 continue
-            appended = len(gen.tokens) > n_before  # an end-of-generation token is not part of the text
-            if appended and job.constraint:
-                job.constraint.advance(token)
             self.stats.generated_tokens += appended
             lp = self._logprob(job, job.logits, token) if job.top_logprobs is not None and appended else None
             if piece or lp is not None:

@@ -28,7 +28,9 @@ from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from hogar.tokenizer.continuation import continued_prompt
 from hogar.tokenizer.family_templates import FAMILY_TEMPLATES
+from hogar.tools.nesting import MAX_DEPTH, too_deep
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 MAX_RANGE = 10_000  # items one range() may produce (Jinja's sandbox allows 100,000)
@@ -102,22 +104,6 @@ BUILTIN_TEMPLATES = {"gemma": GEMMA3_TEMPLATE, "gemma2": GEMMA3_TEMPLATE, "gemma
                      "phi3": PHI3_TEMPLATE, "granite": GRANITE_TEMPLATE, **FAMILY_TEMPLATES}
 
 
-_CONTINUE_MARKER = "\ue000hogar:continue\ue000"  # private-use characters no template writes on its own
-
-
-def turn_options(messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool | None = None,
-                 continue_final_message: bool | None = None) -> tuple[bool, bool]:
-    """(add_generation_prompt, continue_final_message) with unset ones decided as llama-server does: a conversation
-    ending with an assistant message (text, not tool calls) is continued, unless a new reply is asked for."""
-    last = messages[-1] if messages else {}
-    open_reply = last.get("role") == "assistant" and not last.get("tool_calls")
-    if continue_final_message is None:
-        continue_final_message = open_reply and not add_generation_prompt
-    if add_generation_prompt is None:
-        add_generation_prompt = not continue_final_message
-    return add_generation_prompt, continue_final_message
-
-
 class _TemplateRaised(Exception):
     """The template called raise_exception(message)."""
 
@@ -174,6 +160,10 @@ def _tool_call(call: object, i: int, j: int) -> dict[str, Any]:
             args = json.loads(args)
         except json.JSONDecodeError as e:
             raise ValueError(f"{where}.function.arguments is not valid JSON ({e})") from None
+        except RecursionError:
+            raise ValueError(f"{where}.function.arguments nests deeper than {MAX_DEPTH} levels") from None
+    if too_deep(args):
+        raise ValueError(f"{where}.function.arguments nests deeper than {MAX_DEPTH} levels")
     if not isinstance(args, Mapping):
         raise ValueError(f"{where}.function.arguments must be a JSON object")
     return {**call, "type": "function", "function": {**fn, "arguments": dict(args)}}
@@ -243,28 +233,8 @@ class ChatTemplate:
                                  "last assistant message is continued or a new reply is started")
             if checked[-1]["role"] != "assistant":
                 raise ValueError("continue_final_message needs the conversation to end with an assistant message")
-            return self._continued(checked, extra)
+            return continued_prompt(lambda msgs: self._render(msgs, False, extra), checked)
         return self._render(checked, add_generation_prompt, extra)
-
-    def _continued(self, checked: list[dict[str, Any]], extra: dict[str, Any]) -> str:
-        """Rendered with the final message, cut right after its text: where the template keeps the text as given,
-        all of it; where it trims trailing spaces, up to them (transformers' rule). An empty final message is
-        rendered as a marker and cut before it."""
-        final = checked[-1]["content"]
-        if not final.strip():
-            marked = [*checked[:-1], {**checked[-1], "content": _CONTINUE_MARKER}]
-            text = self._render(marked, False, extra)
-            at = text.rfind(_CONTINUE_MARKER)
-        else:
-            text = self._render(checked, False, extra)
-            at = text.rfind(final.strip())
-            if at >= 0:
-                given = final.lstrip()
-                at += len(given) if text[at:at + len(given)] == given else len(final.strip())
-        if at < 0:
-            raise ValueError("the chat template does not write the final assistant message's text, so it cannot "
-                             "be continued; set continue_final_message to false")
-        return text[:at]
 
     def _render(self, checked: list[dict[str, Any]], add_generation_prompt: bool, extra: dict[str, Any]) -> str:
         if self._template is None:

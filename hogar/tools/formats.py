@@ -31,7 +31,7 @@ from hogar.tools.regions import (
     python_calls,
     python_tag,
 )
-from hogar.tools.scan import skip_ws
+from hogar.tools.scan import skip_ws, starts_like
 
 
 def _functools(text: str, i: int, names: Collection[str], final: bool) -> Region:
@@ -45,6 +45,16 @@ def _tool_code(text: str, i: int, names: Collection[str], final: bool) -> Region
     return python_calls("```")(text, i, names, final)
 
 
+@dataclass
+class Parsed:
+    """A reply read from `start` on: `done` are the parts of text[start:settled], final whatever follows; `pending`
+    are calls still open after settled (streamed as far as they go). A later, longer text may be read from settled."""
+
+    done: list[str | Call]
+    settled: int
+    pending: list[Call] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class ToolFormat:
     name: str
@@ -53,29 +63,34 @@ class ToolFormat:
 
     def parse(self, text: str, names: Collection[str], final: bool = True) -> list[str | Call]:
         """The reply as text parts and calls, in order. Not final (a reply still streaming): text that might yet
-        turn out to be part of a call is left out, and a call whose name is read may come with partial arguments."""
+        turn out to be part of a call is left out, and a call inside markers whose name is read may come with
+        partial arguments."""
+        p = self.scan(text, names, final)
+        return [*p.done, *p.pending]
+
+    def scan(self, text: str, names: Collection[str], final: bool, start: int = 0) -> Parsed:
+        """The reply from start (0, or the settled index of an earlier scan of a prefix of text) on."""
+        pos = start
         parts: list[str | Call] = []
-        pos = skip_ws(text, 0)
-        if pos == len(text):
-            return [text] if final else []
-        if not self._marker_prefix(text, pos):
-            r = bare(text, pos, names, final) if text[pos] in "{[`" else Region(BAD)
-            if r.end == MORE:
-                return list(r.calls)
-            parts += r.calls if r.end >= 0 else []
-            pos = r.end if r.end >= 0 else 0
+        if start == 0:
+            pos = skip_ws(text, 0)
+            if pos == len(text):
+                return Parsed([text] if final else [], len(text) if final else 0)
+            if not self._marker_prefix(text, pos):
+                r = bare(text, pos, names, final) if text[pos] in "{[`" else Region(BAD)
+                if r.end == MORE and not final:  # sent once it closes: until then it may turn out to be text
+                    return Parsed([], 0)
+                parts += r.calls if r.end >= 0 else []
+                pos = r.end if r.end >= 0 else 0
         while True:
             at, marker = self._next_marker(text, pos)
             if marker is None:
-                tail = text[pos:]
-                if not final:
-                    tail = tail[:len(tail) - self._held(tail)]
-                parts.append(tail)
-                return parts
+                end = len(text) if final else len(text) - self._held(text, pos)
+                return Parsed([*parts, text[pos:end]], end)
             parts.append(text[pos:at])
             r = self.markers[marker](text, at + len(marker), names, final)
             if r.end == MORE:
-                return parts + r.calls
+                return Parsed(parts, at, r.calls)
             if r.end == BAD:
                 parts.append(marker)
                 pos = at + len(marker)
@@ -86,19 +101,19 @@ class ToolFormat:
     def _next_marker(self, text: str, pos: int) -> tuple[int, str | None]:
         best, found = len(text), None
         for m in self.markers:
-            k = text.find(m, pos)
+            k = text.find(m, pos, best + len(m) - 1)  # only a marker that starts before the best so far
             if 0 <= k < best:
                 best, found = k, m
         return best, found
 
     def _marker_prefix(self, text: str, pos: int) -> bool:
-        rest = text[pos:]
-        return any(rest.startswith(m) or m.startswith(rest) for m in self.markers)
+        return any(text.startswith(m, pos) or starts_like(text, pos, m) for m in self.markers)
 
-    def _held(self, tail: str) -> int:
-        """How many characters at the end of tail could start a marker."""
-        for n in range(min(len(tail), max((len(m) for m in self.markers), default=0)), 0, -1):
-            if any(m.startswith(tail[-n:]) for m in self.markers):
+    def _held(self, text: str, pos: int) -> int:
+        """How many characters at the end of text[pos:] could start a marker."""
+        longest = max((len(m) for m in self.markers), default=0)
+        for n in range(min(len(text) - pos, longest), 0, -1):
+            if any(m.startswith(text[len(text) - n:]) for m in self.markers):
                 return n
         return 0
 

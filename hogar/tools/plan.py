@@ -12,6 +12,7 @@ from typing import Any
 
 from hogar.tools.formats import HERMES, MISTRAL, PHI4, ToolFormat, detect, split
 from hogar.tools.ids import call_id, template_id
+from hogar.tools.nesting import MAX_DEPTH, too_deep
 from hogar.tools.regions import Call
 from hogar.tools.stream import ToolStream
 
@@ -174,11 +175,15 @@ def check_tools(tools: list[Any]) -> list[dict]:
         if params is not None:
             if not isinstance(params, dict) or params.get("type", "object") != "object":
                 raise ToolError(f"{where}.function.parameters must be a JSON schema of type object", "tools")
+            if too_deep(params):
+                raise ToolError(f"{where}.function.parameters nests deeper than {MAX_DEPTH} levels", "tools")
             try:
                 validator_for(params).check_schema(params)
             except SchemaError as e:
                 raise ToolError(f"{where}.function.parameters is not a valid JSON schema: {e.message}",
                                 "tools") from None
+            except RecursionError:  # the validator recurses once per level: never past the cap above, but be sure
+                raise ToolError(f"{where}.function.parameters is too deeply nested to check", "tools") from None
         if fn.get("description") is not None and not isinstance(fn["description"], str):
             raise ToolError(f"{where}.function.description must be a string", "tools")
         out.append({"type": "function", "function": {k: v for k, v in fn.items() if v is not None}})
@@ -227,8 +232,3 @@ def _merge_tool_results(msgs: list[dict]) -> list[dict]:
             out.append(m)
     return out
 
-
-
-def prompt_ids(model: Any, messages: list[dict], extra: Mapping[str, Any]) -> list[int]:
-    """The conversation's tokens with the plan's template variables (kept for callers; Model.chat_ids takes them)."""
-    return model.chat_ids(messages, **extra)

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from hogar.tools.scan import BAD, MORE, scan_call, scan_value, skip_ws
+from hogar.tools.scan import BAD, MORE, scan_call, scan_value, skip_ws, starts_like
 
 
 @dataclass
@@ -81,8 +81,7 @@ def closed_by(closer: str, inner: Callable[[str, int, Collection[str]], Region],
         j = skip_ws(text, r.end)
         if text.startswith(closer, j):
             return Region(j + len(closer), r.calls)
-        rest = text[j:]
-        if closer.startswith(rest):  # the marker is still coming
+        if starts_like(text, j, closer):  # the marker is still coming
             return Region(j if final and optional_at_end else MORE, r.calls)
         return Region(r.end, r.calls) if optional_at_end else Region(BAD)
 
@@ -103,10 +102,10 @@ def mistral(text: str, i: int, names: Collection[str], final: bool) -> Region:
         return Region(MORE)
     if text[i] == "[":
         return call_array(text, i, names)
-    k = text.find("[ARGS]", i)
+    longest = max((len(n) for n in names), default=0) + len("[ARGS]")
+    k = text.find("[ARGS]", i, i + longest + 8)  # a name, maybe with spaces around it
     if k < 0:
-        rest = text[i:]
-        return Region(MORE if not final and any((n + "[ARGS]").startswith(rest) for n in names) else BAD)
+        return Region(MORE if not final and any(starts_like(text, i, n + "[ARGS]") for n in names) else BAD)
     name = text[i:k].strip()
     if name not in names:
         return Region(BAD)
@@ -129,9 +128,11 @@ def bare(text: str, i: int, names: Collection[str], final: bool) -> Region:
     """A reply that is only JSON: a call, a list of calls or {"tool_calls": [...]}, maybe in a ``` fence."""
     fenced = text.startswith("```", i)
     if fenced:
-        nl = text.find("\n", i)
+        nl = text.find("\n", i, i + 64)
         if nl < 0:
-            return Region(MORE if not final and text[i + 3:].strip() in ("", "j", "js", "jso", "json") else BAD)
+            opening = text[i + 3:i + 64]
+            return Region(MORE if not final and len(text) < i + 64 and opening.strip() in ("", "j", "js", "jso", "json")
+                          else BAD)
         if text[i + 3:nl].strip() not in ("", "json"):
             return Region(BAD)
         i = nl + 1
@@ -142,14 +143,14 @@ def bare(text: str, i: int, names: Collection[str], final: bool) -> Region:
     j = skip_ws(text, r.end)
     if text.startswith("```", j):
         return Region(j + 3, r.calls)
-    return Region(MORE, r.calls) if not final and "```".startswith(text[j:]) else Region(BAD)
+    return Region(MORE, r.calls) if not final and starts_like(text, j, "```") else Region(BAD)
 
 
 def _starts_tool_calls(text: str, i: int) -> bool:
     if not text.startswith("{", i):
         return False
-    rest = text[skip_ws(text, i + 1):]
-    return rest.startswith('"tool_calls"') or (len(rest) < 12 and '"tool_calls"'.startswith(rest) and rest != "")
+    k = skip_ws(text, i + 1)
+    return k < len(text) and (text.startswith('"tool_calls"', k) or starts_like(text, k, '"tool_calls"'))
 
 
 def _tool_calls_object(text: str, i: int, names: Collection[str]) -> Region:
@@ -223,6 +224,8 @@ def python_tag(text: str, i: int, names: Collection[str], final: bool) -> Region
             return Region(r.end, calls + r.calls if r.end == MORE else [])
         calls += r.calls
         k = skip_ws(text, r.end)
+        if k == len(text) and not final:  # a ';' and another call may follow
+            return Region(MORE, calls)
         if not text.startswith(";", k):
             return Region(r.end, calls)
         j = skip_ws(text, k + 1)

@@ -1,15 +1,57 @@
 """Incremental scanning of JSON in generated text: where a value ends, or that it has not ended yet. The text may stop
 anywhere (a reply being streamed), so every scanner answers one of three: the end index, MORE (the text so far is a
-prefix of what it looks for) or BAD (it cannot be)."""
+prefix of what it looks for) or BAD (it cannot be).
+
+A streamed reply is scanned again at every token. Inside `resumable(memo)` the scanners keep their partial state in
+the memo, keyed by where a value starts: the text only grows, so each character is scanned once however many times
+the reply is parsed (a 10 KB call fed a few characters at a time would otherwise cost quadratic time)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 MORE, BAD = -1, -2
 WS = " \t\r\n"
 CALL_KEYS = frozenset({"name", "arguments", "parameters", "type", "id"})
+_OUTSIDE_STOP = re.compile(r'["{}\[\]]')  # inside brackets, outside strings: what changes the scan's state
+_STRING_STOP = re.compile(r'["\\\n\r]')
+
+
+@dataclass
+class _Open:
+    """A value scanned up to `pos` without an end yet."""
+
+    pos: int
+    stack: list[str] = field(default_factory=list)
+    in_string: bool = False
+
+
+@dataclass
+class ScanMemo:
+    """One growing text's scans: values still open, values decided (end or BAD), calls decided."""
+
+    open: dict[int, _Open] = field(default_factory=dict)
+    ends: dict[int, int] = field(default_factory=dict)
+    calls: dict[int, CallScan] = field(default_factory=dict)
+    visited: int = 0  # characters the value scanner stepped over (the work a stream costs)
+
+
+_memo: ContextVar[ScanMemo | None] = ContextVar("hogar_tools_scan_memo", default=None)
+
+
+@contextmanager
+def resumable(memo: ScanMemo) -> Iterator[None]:
+    """Scans inside reuse and extend memo; only for a text that grows at its end."""
+    token = _memo.set(memo)
+    try:
+        yield
+    finally:
+        _memo.reset(token)
 
 
 def skip_ws(text: str, i: int) -> int:
@@ -18,20 +60,9 @@ def skip_ws(text: str, i: int) -> int:
     return i
 
 
-def scan_string(text: str, i: int) -> int:
-    """text[i] is '"': the index after the closing quote."""
-    i += 1
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            return i + 1
-        if c in "\n\r":
-            return BAD
-        i += 1
-    return MORE
+def starts_like(text: str, i: int, word: str) -> bool:
+    """Whether text[i:] is a (maybe empty) prefix of word: word may still come."""
+    return len(text) - i <= len(word) and word.startswith(text[i:])
 
 
 def scan_value(text: str, i: int) -> int:
@@ -39,34 +70,70 @@ def scan_value(text: str, i: int) -> int:
     whether the inside is valid JSON is left to json.loads on the finished value."""
     if i >= len(text):
         return MORE
-    c = text[i]
-    if c == '"':
-        return scan_string(text, i)
-    if c in "{[":
-        stack = [c]
-        i += 1
-        while i < len(text):
-            c = text[i]
-            if c == '"':
-                i = scan_string(text, i)
-                if i < 0:
-                    return i
+    if text[i] not in '"{[':
+        j = i
+        while j < len(text) and (text[j].isalnum() or text[j] in "+-."):
+            j += 1
+        if j == i:
+            return BAD
+        return MORE if j == len(text) else j
+    memo = _memo.get()
+    if memo is None:
+        return _advance(text, _Open(i), None)
+    if i in memo.ends:
+        return memo.ends[i]
+    state = memo.open.pop(i, None) or _Open(i)
+    end = _advance(text, state, memo)
+    if end == MORE:
+        memo.open[i] = state
+    else:
+        memo.ends[i] = end
+    return end
+
+
+def _advance(text: str, st: _Open, memo: ScanMemo | None) -> int:
+    """Scan on from st.pos, updating st; the value's end, MORE or BAD."""
+    i, n, start, end = st.pos, len(text), st.pos, MORE
+    while i < n:
+        if st.in_string:
+            m = _STRING_STOP.search(text, i)
+            if m is None:
+                i = n
+                break
+            i, c = m.start(), m.group()
+            if c == "\\":
+                i += 2  # may pass the end: the escaped character has not come yet, and is skipped when it does
                 continue
-            if c in "{[":
-                stack.append(c)
-            elif c in "}]":
-                if "{[".index(stack.pop()) != "}]".index(c):
-                    return BAD
-                if not stack:
-                    return i + 1
+            if c != '"':
+                end = BAD  # a raw line break inside a string
+                break
+            st.in_string = False
             i += 1
-        return MORE
-    j = i
-    while j < len(text) and (text[j].isalnum() or text[j] in "+-."):
-        j += 1
-    if j == i:
-        return BAD
-    return MORE if j == len(text) else j
+            if not st.stack:
+                end = i
+                break
+            continue
+        c = text[i]
+        if c == '"':
+            st.in_string = True
+            i += 1
+            continue
+        if c in "{[":
+            st.stack.append(c)
+        elif c in "}]":
+            if not st.stack or "{[".index(st.stack.pop()) != "}]".index(c):
+                end = BAD
+                break
+            if not st.stack:
+                end = i + 1
+                break
+        i += 1
+        m = _OUTSIDE_STOP.search(text, i)
+        i = m.start() if m else n
+    st.pos = i
+    if memo is not None:
+        memo.visited += min(i, n) - start
+    return end
 
 
 @dataclass
@@ -82,6 +149,16 @@ class CallScan:
 
 def scan_call(text: str, i: int) -> CallScan:
     """A call object at text[i] ('{'): its name once read, its arguments as far as they go."""
+    memo = _memo.get()
+    if memo is not None and i in memo.calls:
+        return memo.calls[i]
+    out = _scan_call(text, i)
+    if memo is not None and out.end != MORE:
+        memo.calls[i] = out
+    return out
+
+
+def _scan_call(text: str, i: int) -> CallScan:
     out = CallScan(MORE)
     i = skip_ws(text, i + 1)
     while True:
@@ -91,7 +168,7 @@ def scan_call(text: str, i: int) -> CallScan:
             return _finish(text, out, i + 1)
         if text[i] != '"':
             return CallScan(BAD)
-        k = scan_string(text, i)
+        k = scan_value(text, i)
         if k < 0:
             return out if k == MORE else CallScan(BAD)
         key = _loads(text[i:k])
@@ -148,5 +225,5 @@ def _finish(text: str, out: CallScan, end: int) -> CallScan:
 def _loads(text: str) -> object:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a model's reply nested a thousand deep
         return None
