@@ -433,3 +433,31 @@ def test_bad_tools_are_one_line_400s(server: str) -> None:
         r = httpx.post(server + path, json={"model": model, "max_tokens": 4, "messages": [
             {"role": "user", "content": "hi"}], "tools": [{"name": "f", "input_schema": DEEP_SCHEMA}]}, timeout=60)
         assert r.status_code == 400 and "deeper than 64" in r.json()["error"]["message"], r.text
+
+
+def test_control_token_markers_are_written_out_for_the_parser(smollm2_path) -> None:
+    """A tool format's marker that is a control token (Mistral's [TOOL_CALLS], Llama's <|python_tag|>) would vanish
+    from the decoded text; the server preserves it. SmolLM2's <|im_start|> stands in for such a marker here."""
+    from hogar.api import load
+    from hogar.engine.generation import Generation
+    from hogar.engine.sampling import SamplingParams
+    from hogar.server.app import Server
+    from hogar.tools.formats import ToolFormat
+
+    model = load(smollm2_path, n_ctx=256)
+    marker = model.tokenize("<|im_start|>", add_bos=False, parse_special=True)
+    assert len(marker) == 1 and model.tokenizer.token_to_piece(marker[0]) == b""
+    plain = model.tokenizer.stream_decoder()
+    kept = model.tokenizer.stream_decoder(preserve=frozenset(marker))
+    hello = model.tokenize("hello", add_bos=False)
+    assert "".join(plain.feed(t) for t in marker + hello) == "hello"
+    assert "".join(kept.feed(t) for t in marker + hello) == "<|im_start|>hello"
+    gen = Generation(model.tokenizer, hello, SamplingParams(), 256, frozenset(marker))
+    assert gen.decoder.feed(marker[0]) == "<|im_start|>"
+
+    class Plan:
+        fmt = ToolFormat("test", {"<|im_start|>": None, "<tool_call>": None})
+
+    server = Server.__new__(Server)
+    server.model = model
+    assert server._marker_tokens(Plan()) == frozenset(marker)  # <tool_call> is not one control token here

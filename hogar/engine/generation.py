@@ -12,14 +12,15 @@ from hogar.engine.stops import StopMatcher
 
 
 class Generation:
-    def __init__(self, tokenizer, prompt_ids: Sequence[int], params: SamplingParams, n_ctx: int) -> None:
+    def __init__(self, tokenizer, prompt_ids: Sequence[int], params: SamplingParams, n_ctx: int,
+                 preserve: frozenset[int] = frozenset()) -> None:
         self.params, self.n_ctx = params, n_ctx
         self.gen = make_generator(params.seed)
         self.eos = frozenset(tokenizer.eog_ids)
         self.history = list(prompt_ids)
         self.tokens: list[int] = []
         self.parts: list[str] = []
-        self.decoder = tokenizer.stream_decoder()
+        self.decoder = tokenizer.stream_decoder(preserve=preserve)
         self.stops = StopMatcher(params.stop)
         self.finish: str | None = None  # "stop" (end of generation or a stop string) or "length"
 

@@ -185,8 +185,9 @@ def chat_request(req: CountTokensRequest) -> ChatRequest:
     """The internal request; of a count_tokens request, only what makes the prompt."""
     body: dict[str, Any] = {"messages": openai_messages(req), **_tools(req)}
     if isinstance(req, MessagesRequest):
+        forced = body.get("tool_choice") not in (None, "auto", "none")  # the reply is a tool call: no text to format
         body |= {"max_tokens": req.max_tokens, "stream": True, "stream_options": {"include_usage": True},
-                 **_response_format(req.output_config),
+                 **({} if forced else _response_format(req.output_config)),
                  **{k: v for k, v in (("temperature", req.temperature), ("top_p", req.top_p), ("top_k", req.top_k))
                     if v is not None}}
     try:

@@ -268,6 +268,17 @@ class Server:
                                param="prompt")
         return [list(ids) for ids in lists] or [[]]
 
+    def _marker_tokens(self, tools: ToolPlan) -> frozenset[int]:
+        """The tool format's call markers that are single control tokens in this vocabulary ([TOOL_CALLS],
+        <|python_tag|>, <|tool_call|>...): the decoder drops control tokens, so these are written out for the parser
+        (llama.cpp's "preserved tokens")."""
+        out = set()
+        for marker in tools.fmt.markers:
+            ids = self.model.tokenize(marker, add_bos=False, parse_special=True)
+            if len(ids) == 1 and not self.model.tokenizer.token_to_piece(ids[0]):
+                out.add(ids[0])
+        return frozenset(out)
+
     def _jobs(self, ids: list[int], req: Any, max_tokens: int | None, top_logprobs: int | None,
               grammar: Grammar | None, queue: asyncio.Queue) -> list[Job]:
         """The request's jobs, one per choice; each gets its own constraint on `grammar` (see _grammar)."""
@@ -491,6 +502,9 @@ class Server:
         grammar = await self._tool_grammar(forced) if forced else await self._grammar(req)
         queue: asyncio.Queue = asyncio.Queue()
         jobs = self._jobs(ids, req, max_tokens, top, grammar, queue)
+        if tools:
+            for job in jobs:
+                job.preserve = self._marker_tokens(tools)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         head = {"id": rid, "created": created, "model": self.model_id, "system_fingerprint": "hogar"}
         events = self._events(request, jobs, queue)

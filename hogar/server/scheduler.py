@@ -34,6 +34,7 @@ class Job:
     emit: Callable[[tuple], None]
     top_logprobs: int | None = None  # None: no logprobs; k >= 0: the chosen token's and the k most likely
     kind: str = "generate"  # or "embed"
+    preserve: frozenset[int] = frozenset()  # control tokens to write out (a tool format's call markers)
     constraint: Any = None  # e.g. a GrammarConstraint (hogar.engine.grammar): masks the logits, follows each token
     cancelled: threading.Event = field(default_factory=threading.Event)
     slot: int = -1
@@ -189,7 +190,7 @@ class Scheduler:
         if job.pos < len(ids):
             return
         self.prefilling.popleft()
-        job.gen = Generation(self.tokenizer, ids, job.params, eng.n_ctx)
+        job.gen = Generation(self.tokenizer, ids, job.params, eng.n_ctx, job.preserve)
         job.t_start = time.perf_counter()
         self.stats.prompt_tokens += len(ids)
         self.stats.prompt_tokens_cached += job.n_cached

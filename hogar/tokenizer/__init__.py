@@ -139,6 +139,8 @@ class Tokenizer:
             return b""
         return vocab.piece(id)
 
-    def stream_decoder(self, *, render_special: bool = False, detokenize: bool = False) -> StreamDecoder:
-        """Incremental decoder: .feed(id) -> complete characters so far, .flush() -> the rest (see StreamDecoder)."""
-        return StreamDecoder(self.vocab, render_special, detokenize)
+    def stream_decoder(self, *, render_special: bool = False, detokenize: bool = False,
+                       preserve: frozenset[int] = frozenset()) -> StreamDecoder:
+        """Incremental decoder: .feed(id) -> complete characters so far, .flush() -> the rest (see StreamDecoder);
+        `preserve`: control tokens whose text is written out all the same."""
+        return StreamDecoder(self.vocab, render_special, detokenize, preserve)

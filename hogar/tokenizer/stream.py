@@ -16,9 +16,11 @@ class StreamDecoder:
     Invalid UTF-8 (a byte-fallback sequence that never completes) comes out as U+FFFD, as decode() does.
     """
 
-    def __init__(self, vocab: Vocab, render_special: bool = False, detokenize: bool = False) -> None:
+    def __init__(self, vocab: Vocab, render_special: bool = False, detokenize: bool = False,
+                 preserve: frozenset[int] = frozenset()) -> None:
         self.vocab = vocab
         self.render_special = render_special
+        self.preserve = preserve  # control tokens written out all the same (tool-call markers such as [TOOL_CALLS])
         self.strip_first = detokenize and vocab.add_space_prefix
         self.clean = detokenize and vocab.clean_spaces
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -30,7 +32,7 @@ class StreamDecoder:
         if not 0 <= token < vocab.n_vocab:
             raise ValueError(f"token id {token} is outside the vocabulary (0..{vocab.n_vocab - 1})")
         first, self._first = self._first, False
-        if not self.render_special and vocab.attrs[token] & (UNKNOWN | CONTROL):
+        if not self.render_special and token not in self.preserve and vocab.attrs[token] & (UNKNOWN | CONTROL):
             return ""
         piece = vocab.piece(token)
         if first and self.strip_first and piece[:1] == b" ":
