@@ -253,7 +253,7 @@ def _start() -> dict:
 
 
 async def _events() -> list[dict]:
-    return [e async for e in anthropic_events(_replay(TOOL_CHUNKS), _start(), [])]
+    return [e async for e in anthropic_events(_replay(TOOL_CHUNKS), _start())]
 
 
 def test_tool_calls_become_tool_use_blocks() -> None:
@@ -266,7 +266,7 @@ def test_tool_calls_become_tool_use_blocks() -> None:
         "message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop",
         "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
         "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
-    message = Message.model_validate(asyncio.run(fold(anthropic_events(_replay(TOOL_CHUNKS), _start(), []))))
+    message = Message.model_validate(asyncio.run(fold(anthropic_events(_replay(TOOL_CHUNKS), _start()))))
     assert [b.type for b in message.content] == ["text", "tool_use", "tool_use"]
     call = message.content[1]
     assert call.id == "toolu_abc" and call.name == "get_weather" and call.input == {"city": "Paris"}

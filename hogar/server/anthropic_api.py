@@ -1,9 +1,7 @@
 """Anthropic's Messages API (POST /v1/messages, /v1/messages/count_tokens) on a model's Server: a request becomes the
 internal ChatRequest (Server.chat_result, always streamed inside), and OpenAI's chunks become Anthropic's stream events;
 a non-streamed reply is those events folded into one message. Errors take Anthropic's shape on these routes.
-
-Stop sequences are matched here, not in the engine, because Anthropic reports which one ended the reply (the engine
-only says "stop"); the generation is cancelled as soon as one matches."""
+Stop sequences are the engine's stop strings; the finish chunk's `stop_word` says which one ended the reply."""
 
 from __future__ import annotations
 
@@ -16,7 +14,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hogar.engine.stops import StopMatcher
 from hogar.server.app import ApiError, read_body
 from hogar.server.schemas import ChatRequest
 
@@ -187,6 +184,7 @@ def chat_request(req: CountTokensRequest) -> ChatRequest:
     if isinstance(req, MessagesRequest):
         forced = body.get("tool_choice") not in (None, "auto", "none")  # the reply is a tool call: no text to format
         body |= {"max_tokens": req.max_tokens, "stream": True, "stream_options": {"include_usage": True},
+                 **({"stop": req.stop_sequences} if req.stop_sequences else {}),
                  **({} if forced else _response_format(req.output_config)),
                  **{k: v for k, v in (("temperature", req.temperature), ("top_p", req.top_p), ("top_k", req.top_k))
                     if v is not None}}
@@ -238,13 +236,12 @@ class _Blocks:
         return events
 
 
-async def anthropic_events(chunks: AsyncIterator[dict], message: dict[str, Any],
-                           stop_sequences: list[str]) -> AsyncIterator[dict[str, Any]]:
+async def anthropic_events(chunks: AsyncIterator[dict], message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     """Anthropic's stream events for a chat_result stream (with its usage chunk); `message` is message_start's."""
     yield {"type": "message_start", "message": message}
     yield {"type": "ping"}
-    blocks, stops = _Blocks(), StopMatcher(stop_sequences)
-    finish, usage, seen = None, None, 0
+    blocks = _Blocks()
+    finish, usage, stop_word, seen = None, None, None, 0
     try:
         async for chunk in chunks:
             if "error" in chunk:
@@ -254,29 +251,25 @@ async def anthropic_events(chunks: AsyncIterator[dict], message: dict[str, Any],
             for choice in chunk.get("choices", []):
                 delta = choice.get("delta") or {}
                 seen += bool(delta.get("content") or delta.get("tool_calls"))
-                text, stopped = stops.feed(delta.get("content") or "")
-                for event in blocks.text(text):
+                for event in blocks.text(delta.get("content") or ""):
                     yield event
-                if stopped:
-                    break
                 for call in delta.get("tool_calls") or []:
                     for event in blocks.tool(call):
                         yield event
                 finish = choice.get("finish_reason") or finish
-            if stops.stopped:
-                break
+                stop_word = choice.get("stop_word") or stop_word
     finally:
-        await chunks.aclose()  # a matched stop sequence cancels the generation
-    for event in [*blocks.text(stops.flush()), *blocks.stop()]:
+        await chunks.aclose()
+    for event in blocks.stop():
         yield event
     if blocks.index < 0:  # an empty reply is still one (empty) text block, as Anthropic sends
         yield {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
         yield {"type": "content_block_stop", "index": 0}
-    reason = "stop_sequence" if stops.stopped else STOP_REASONS.get(finish or "stop", "end_turn")
+    reason = "stop_sequence" if stop_word else STOP_REASONS.get(finish or "stop", "end_turn")
     counts = {"output_tokens": seen}
-    if usage and not stops.stopped:
+    if usage:
         counts = {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"]}
-    yield {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": stops.matched}, "usage": counts}
+    yield {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": stop_word}, "usage": counts}
     yield {"type": "message_stop"}
 
 
@@ -355,7 +348,7 @@ class AnthropicApi:
             message = {"id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant", "model": req.model,
                        "content": [], "stop_reason": None, "stop_sequence": None,
                        "usage": {"input_tokens": len(prompt.ids), "output_tokens": 0}}
-            events = anthropic_events(chunks, message, req.stop_sequences or [])
+            events = anthropic_events(chunks, message)
             return _sse(events) if req.stream else JSONResponse(await fold(events))
         except ApiError as e:
             return error_response(e)

@@ -600,7 +600,9 @@ class Server:
                         yield {**chunk, "choices": [{"index": i, "delta": delta, "logprobs": None,
                                                      "finish_reason": None}]}
                     reason = "tool_calls" if streams[i].called and reason == "stop" else reason
-                yield {**chunk, "choices": [{"index": i, "delta": {}, "logprobs": None, "finish_reason": reason}]}
+                word = {"stop_word": ev[2]["stop_word"]} if ev[2].get("stop_word") else {}  # hogar's: which stop hit
+                yield {**chunk, "choices": [{"index": i, "delta": {}, "logprobs": None, "finish_reason": reason,
+                                             **word}]}
             else:
                 yield {"error": {"message": ev[1], "type": "server_error", "param": None, "code": None}}
         if usage_wanted:

@@ -222,6 +222,7 @@ class Scheduler:
             "completion_tokens": len(gen.tokens),
             "total_tokens": len(job.prompt) + len(gen.tokens),
             "prompt_tokens_cached": job.n_cached,
+            "stop_word": gen.stops.matched,  # the stop string that ended it, if one did
         }
         job.emit(("done", gen.finish, usage))
         self._release(job)
