@@ -351,8 +351,6 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 def _header_summary(path) -> tuple[str, str, str]:
     """Architecture, parameter count and main quantization from a GGUF header ('?' where unreadable)."""
-    from collections import Counter
-
     from hogar.gguf import open_gguf
 
     try:
@@ -360,11 +358,9 @@ def _header_summary(path) -> tuple[str, str, str]:
     except Exception:  # noqa: BLE001 - a damaged file still gets its line
         return "?", "?", "?"
     n = sum(t.n_elements for t in gf.tensors.values())
-    from hogar.quantize.mix import PRESETS
+    from hogar.quantize.mix import quantization_name
 
-    ftype = {int(ft): name for name, (ft, _) in PRESETS.items()}.get(gf.metadata.get("general.file_type"))
-    if ftype is None:
-        ftype = Counter(t.type.name for t in gf.tensors.values() if len(t.shape) > 1).most_common(1)[0][0]
+    ftype = quantization_name(gf.metadata, gf.tensors)
     arch = gf.architecture
     gf.close()
     return arch, f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M", ftype

@@ -42,6 +42,18 @@ TENSOR_TYPES = frozenset({QT.F32, QT.F16, QT.BF16, QT.Q4_0, QT.Q4_1, QT.Q5_0, QT
                           QT.Q4_K, QT.Q5_K, QT.Q6_K})
 
 
+def quantization_name(metadata: dict, tensors: dict) -> str:
+    """A file's quantization as people name it: the preset its general.file_type says (Q4_K_M...), else the type most
+    of its matrices have ("unknown" without any)."""
+    from collections import Counter
+
+    name = {int(ft): name for name, (ft, _) in PRESETS.items()}.get(metadata.get("general.file_type"))
+    if name is None:
+        counts = Counter(t.type.name for t in tensors.values() if len(t.shape) > 1)
+        name = counts.most_common(1)[0][0] if counts else "unknown"
+    return name
+
+
 def preset(name: str) -> tuple[str, LlamaFileType, QT]:
     """('Q4_K_M', file type, default type) for a preset name in any case; ValueError naming the choices."""
     key = ALIASES.get(name.upper(), name.upper())

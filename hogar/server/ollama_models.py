@@ -5,7 +5,6 @@ quantization_level}; model_info (the header's metadata) and capabilities."""
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from hogar.gguf import open_gguf
+from hogar.quantize.mix import quantization_name
 
 LATEST = ":latest"
 _facts: dict[tuple[Path, float], dict[str, Any]] = {}
@@ -35,16 +35,6 @@ def timestamp(t: float | None = None) -> str:
 
 def _parameter_size(n: int) -> str:
     return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.2f}K"
-
-
-def _quantization(meta: dict[str, Any], tensors: dict[str, Any]) -> str:
-    from hogar.quantize.mix import PRESETS
-
-    name = {int(ft): name for name, (ft, _) in PRESETS.items()}.get(meta.get("general.file_type"))
-    if name is None:
-        counts = Counter(t.type.name for t in tensors.values() if len(t.shape) > 1)
-        name = counts.most_common(1)[0][0] if counts else "unknown"
-    return name
 
 
 def _json_value(v: Any) -> Any:
@@ -86,7 +76,7 @@ def facts(path: Path) -> dict[str, Any]:
                 "digest": _digest(path, st.st_size, st.st_mtime),
                 "details": {"parent_model": "", "format": "gguf", "family": arch, "families": [arch],
                             "parameter_size": _parameter_size(n_params),
-                            "quantization_level": _quantization(meta, gf.tensors)},
+                            "quantization_level": quantization_name(meta, gf.tensors)},
                 "n_params": n_params, "n_ctx_train": meta.get(f"{arch}.context_length"),
                 "template": template if isinstance(template, str) else "",
                 "license": str(meta.get("general.license", "")),
